@@ -1,0 +1,1 @@
+"""mgr-supervisor: runs OpenStack-style managers in supervised worker processes."""

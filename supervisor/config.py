@@ -1,0 +1,320 @@
+"""Every option of mgr-supervisor, and the validation that runs before anything forks.
+
+Options are declared here and nowhere else, so `list_opts()` (oslo-config-generator) and
+the validator always agree. Validation reads every value of a config into a throw-away
+`ConfigOpts` first, because oslo.config only reports a bad value when it is read: a config
+that passes `load()` cannot fail later in a worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import logging
+import os
+import socket
+from collections.abc import Sequence
+
+from oslo_config import cfg
+from oslo_log import log as oslo_log
+from oslo_utils import importutils
+
+LOG = logging.getLogger(__name__)
+
+PROJECT = "mgr-supervisor"
+SUPERVISOR_GROUP = "supervisor"
+MANAGER_SECTION_PREFIX = "manager:"
+
+default_opts = [
+    cfg.StrOpt(
+        "host",
+        default=socket.gethostname(),
+        sample_default="<this machine's hostname>",
+        help="Name of this node, passed to every manager as its `host`.",
+    ),
+    cfg.StrOpt(
+        "state_path",
+        default="/var/lib/mgr-supervisor",
+        help="Directory for the supervisor's state (control socket, heartbeats).",
+    ),
+    cfg.IntOpt(
+        "graceful_shutdown_timeout",
+        default=60,
+        min=0,
+        mutable=True,
+        help="Seconds a stopping worker gets to finish `cleanup_host()` before it is "
+        "killed together with its descendants. 0 waits forever. Same name and meaning "
+        "as oslo.service's option.",
+    ),
+]
+
+supervisor_opts = [
+    cfg.ListOpt(
+        "enabled_managers",
+        default=[],
+        help="Names of the managers to run; each needs a [manager:NAME] section.",
+    ),
+]
+
+
+def manager_common_opts(**defaults: int) -> list[cfg.Opt]:
+    """Options every [manager:NAME] section has; `defaults` come from [supervisor]."""
+    return [
+        cfg.IntOpt(
+            "workers",
+            default=defaults.get("workers", 1),
+            min=1,
+            help="Number of worker processes of the manager. In [supervisor]: the default "
+            "for every manager.",
+        ),
+        cfg.IntOpt(
+            "periodic_interval_max",
+            default=defaults.get("periodic_interval_max", 60),
+            min=1,
+            mutable=True,
+            help="Longest sleep, in seconds, between two runs of the periodic tasks.",
+        ),
+        cfg.IntOpt(
+            "periodic_fuzzy_delay",
+            default=defaults.get("periodic_fuzzy_delay", 0),
+            min=0,
+            mutable=True,
+            help="Random delay, up to this many seconds, before a worker's first periodic "
+            "run, so that workers started together do not tick together.",
+        ),
+    ]
+
+
+def manager_section_opts(**defaults: int) -> list[cfg.Opt]:
+    """The options of one [manager:NAME] section, without the manager's own `opts`."""
+    return [
+        cfg.StrOpt(
+            "manager",
+            help="Dotted path of the Manager subclass to run (required), "
+            "e.g. workers.demo.DemoManager.",
+        ),
+        *manager_common_opts(**defaults),
+    ]
+
+
+SAMPLE_MANAGER_GROUP = cfg.OptGroup(
+    MANAGER_SECTION_PREFIX + "demo",
+    help="One [manager:NAME] section per name in [supervisor] enabled_managers. Each has "
+    "the options below (workers ... periodic_fuzzy_delay default to [supervisor]'s values) "
+    "plus the manager class's own `opts`. This one runs the shipped demo manager.",
+)
+
+
+def list_opts() -> list[tuple[str | cfg.OptGroup, list[cfg.Opt]]]:
+    """Entry point for oslo-config-generator (namespace `mgr-supervisor`)."""
+    return [
+        ("DEFAULT", default_opts),
+        (SUPERVISOR_GROUP, supervisor_opts + manager_common_opts()),
+        (SAMPLE_MANAGER_GROUP, manager_section_opts()),
+    ]
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line naming file, section and option."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ManagerSpec:
+    """What the parent needs to run one configured manager."""
+
+    name: str
+    manager_class: type
+    workers: int
+
+    @property
+    def section(self) -> str:
+        return MANAGER_SECTION_PREFIX + self.name
+
+
+class _RawConfig:
+    """Where each section and key of the config files was written, for error messages.
+
+    oslo.config knows values but not which keys exist, so unknown keys (typos) and the
+    file an error comes from are found by parsing the files once more ourselves.
+    """
+
+    def __init__(self, files: Sequence[str]) -> None:
+        self.files = list(files)
+        self.keys: dict[str, dict[str, str]] = {}
+        for path in self.files:
+            sections: dict[str, dict[str, list[str]]] = {}
+            cfg.ConfigParser(path, sections).parse()
+            for section, keys in sections.items():
+                known = self.keys.setdefault(section, {})
+                known.update(dict.fromkeys(keys, path))
+
+    def where(self, section: str, key: str | None = None) -> str:
+        keys = self.keys.get(section, {})
+        if key is not None and key in keys:
+            return keys[key]
+        if keys:
+            return next(iter(keys.values()))
+        return self.files[-1] if self.files else "<no config file>"
+
+
+def _config_files(conf: cfg.ConfigOpts) -> list[str]:
+    files = list(conf.config_file or [])
+    for directory in conf.config_dir or []:
+        files.extend(sorted(glob.glob(os.path.join(directory, "*.conf"))))
+    return files
+
+
+def register_static_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(default_opts)
+    conf.register_opts(supervisor_opts + manager_common_opts(), group=SUPERVISOR_GROUP)
+    oslo_log.register_options(conf)
+
+
+def parse_args(
+    conf: cfg.ConfigOpts, argv: Sequence[str], default_config_files: list[str] | None = None
+) -> None:
+    """Parse the command line and the config files; a broken file becomes a ConfigError."""
+    try:
+        conf(
+            list(argv),
+            project=PROJECT,
+            default_config_files=default_config_files,
+        )
+    except cfg.ConfigFilesNotFoundError as exc:
+        raise ConfigError(f"{', '.join(exc.config_files)}: config file not found") from None
+    except cfg.ConfigFilesPermissionDeniedError as exc:
+        raise ConfigError(
+            f"{', '.join(exc.config_files)}: config file not readable (permission denied)"
+        ) from None
+    except cfg.ConfigDirNotFoundError as exc:
+        raise ConfigError(f"{exc.config_dir}: config directory not found") from None
+    except cfg.ConfigFileParseError as exc:
+        raise ConfigError(f"{exc.config_file}: not a valid INI file: {exc.msg}") from None
+
+
+def _read(conf: cfg.ConfigOpts, raw: _RawConfig, section: str, name: str) -> object:
+    """Read one option so that a bad value is reported where it was written."""
+    group = None if section == "DEFAULT" else section
+    try:
+        return conf[name] if group is None else conf[group][name]
+    except (ValueError, cfg.Error) as exc:
+        value = _raw_value(raw, section, name)
+        reason = str(exc).rsplit("is not valid: ", 1)[-1]
+        raise ConfigError(
+            f"{raw.where(section, name)}: [{section}] {name}: invalid value {value!r}: {reason}"
+        ) from None
+
+
+def _raw_value(raw: _RawConfig, section: str, name: str) -> str:
+    path = raw.where(section, name)
+    sections: dict[str, dict[str, list[str]]] = {}
+    try:
+        cfg.ConfigParser(path, sections).parse()
+    except (OSError, cfg.ParseError):
+        return "?"
+    return sections.get(section, {}).get(name, ["?"])[-1]
+
+
+def import_manager_class(path: str) -> type:
+    """Import a Manager subclass by dotted path, or explain in one line why not."""
+    from supervisor.manager import Manager
+
+    try:
+        cls = importutils.import_class(path)
+    except Exception as exc:  # any error in user code is a config problem here
+        raise ValueError(f"cannot import {path!r}: {type(exc).__name__}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Manager)):
+        raise ValueError(f"{path!r} is not a subclass of supervisor.manager.Manager")
+    return cls
+
+
+def register_manager_opts(conf: cfg.ConfigOpts, name: str) -> None:
+    """Register a [manager:NAME] section's common options, defaulting to [supervisor]'s."""
+    defaults = {opt.dest: conf[SUPERVISOR_GROUP][opt.dest] for opt in manager_common_opts()}
+    conf.register_opts(manager_section_opts(**defaults), group=MANAGER_SECTION_PREFIX + name)
+
+
+def register_manager_class_opts(conf: cfg.ConfigOpts, name: str, cls: type) -> None:
+    """Register the manager's own `opts` in its section (idempotent)."""
+    conf.register_opts(list(getattr(cls, "opts", [])), group=MANAGER_SECTION_PREFIX + name)
+
+
+def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
+    """Check everything a start needs; return the managers to run, or raise ConfigError."""
+    raw = _RawConfig(_config_files(conf))
+    if not raw.files:
+        raise ConfigError(
+            "no config file found: pass --config-file FILE (or --config-dir DIR); "
+            f"searched oslo.config's default paths for {PROJECT}.conf"
+        )
+    for opt in default_opts:
+        _read(conf, raw, "DEFAULT", opt.dest)
+    for opt in supervisor_opts + manager_common_opts():
+        _read(conf, raw, SUPERVISOR_GROUP, opt.dest)
+
+    names = [n.strip() for n in conf.supervisor.enabled_managers if n.strip()]
+    if not names:
+        raise ConfigError(
+            f"{raw.where(SUPERVISOR_GROUP, 'enabled_managers')}: [supervisor] enabled_managers: "
+            "no managers enabled; list at least one, each with a [manager:NAME] section"
+        )
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError(
+            f"{raw.where(SUPERVISOR_GROUP, 'enabled_managers')}: [supervisor] enabled_managers: "
+            f"listed more than once: {', '.join(duplicates)}"
+        )
+    return [_validate_manager(conf, raw, name) for name in names]
+
+
+def _validate_manager(conf: cfg.ConfigOpts, raw: _RawConfig, name: str) -> ManagerSpec:
+    section = MANAGER_SECTION_PREFIX + name
+    if section not in raw.keys:
+        raise ConfigError(
+            f"{raw.where(SUPERVISOR_GROUP, 'enabled_managers')}: [supervisor] enabled_managers: "
+            f"manager {name!r} is enabled but there is no [{section}] section"
+        )
+    register_manager_opts(conf, name)
+    path = _read(conf, raw, section, "manager")
+    if not path:
+        raise ConfigError(
+            f"{raw.where(section)}: [{section}] manager: missing; set it to the dotted path "
+            "of a Manager subclass"
+        )
+    try:
+        cls = import_manager_class(str(path))
+    except ValueError as exc:
+        raise ConfigError(f"{raw.where(section, 'manager')}: [{section}] manager: {exc}") from None
+    try:
+        register_manager_class_opts(conf, name, cls)
+    except cfg.DuplicateOptError as exc:
+        raise ConfigError(
+            f"{raw.where(section, 'manager')}: [{section}] manager: {path}.opts clashes "
+            f"with a supervisor option: {exc}"
+        ) from None
+    known = set()
+    for opt_name in conf[section]:
+        _read(conf, raw, section, opt_name)
+        known.add(opt_name)
+    for key in sorted(set(raw.keys[section]) - known):
+        LOG.warning(
+            "%s: [%s] %s: unknown option, ignored (a typo?)", raw.where(section, key), section, key
+        )
+    return ManagerSpec(name=name, manager_class=cls, workers=int(conf[section].workers))
+
+
+def load(
+    argv: Sequence[str],
+    conf: cfg.ConfigOpts | None = None,
+    default_config_files: list[str] | None = None,
+) -> tuple[cfg.ConfigOpts, list[ManagerSpec]]:
+    """Parse and validate: the single path for a start, a reload and --check-config.
+
+    At start `conf` is oslo's global `cfg.CONF`, the config in force that managers read;
+    a reload validates into a fresh `ConfigOpts` first so a broken file changes nothing.
+    """
+    if conf is None:
+        conf = cfg.ConfigOpts()
+    register_static_opts(conf)
+    parse_args(conf, argv, default_config_files)
+    return conf, validate(conf)

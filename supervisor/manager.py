@@ -1,0 +1,65 @@
+"""The Manager base class: smart managers, dumb data (the `nova.manager.Manager` model).
+
+A Manager holds the logic of one service; the data layer is a plain module given as
+`db_driver` and imported as `self.db`, and backends are drivers the manager loads from its
+own options. The supervisor builds one Manager per worker process and calls the hooks below.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from oslo_config import cfg
+from oslo_service import periodic_task
+from oslo_utils import importutils
+
+from supervisor.config import MANAGER_SECTION_PREFIX
+
+CONF = cfg.CONF
+
+
+class Manager(periodic_task.PeriodicTasks):
+    """Base class of every manager; every hook is a no-op here.
+
+    `opts` (a class attribute) lists the manager's own oslo.config options; they are
+    registered in its `[manager:NAME]` section, which `self.configuration` is.
+    """
+
+    opts: ClassVar[list[cfg.Opt]] = []
+
+    def __init__(
+        self,
+        host: str | None = None,
+        db_driver: str | None = None,
+        service_name: str = "undefined",
+    ) -> None:
+        if not host:
+            host = CONF.host
+        self.host = host
+        self.service_name = service_name
+        self.backdoor_port = None
+        if db_driver:
+            self.db = importutils.import_module(db_driver)
+        section = MANAGER_SECTION_PREFIX + service_name
+        CONF.register_opts(list(self.opts), group=section)
+        self.configuration = CONF[section]
+        super().__init__(CONF)
+
+    def periodic_tasks(self, context: Any, raise_on_error: bool = False) -> float:
+        """Run the due `@periodic_task` methods; return seconds until the next is due."""
+        return self.run_periodic_tasks(context, raise_on_error=raise_on_error)
+
+    def init_host(self) -> None:
+        """Initialise the manager, before any service record exists."""
+
+    def pre_start_hook(self) -> None:
+        """After the service record is created, before RPC consumers exist."""
+
+    def post_start_hook(self) -> None:
+        """Right after RPC consumers are created; the worker is ready when this returns."""
+
+    def reset(self) -> None:
+        """On SIGHUP, in place, after the new config values are in force."""
+
+    def cleanup_host(self) -> None:
+        """On stop, once, before the worker exits."""

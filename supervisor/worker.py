@@ -1,0 +1,205 @@
+"""One worker process: builds a Manager and drives its hook lifecycle (DESIGN.md, steps 1-5).
+
+cotyledon's `ServiceWorker` gives us the process plumbing (signal pipe, parent-death pipe,
+a thread for `run()` and one per signal); `ManagerService` is the cotyledon `Service` it
+hosts. Signal handlers never run hooks themselves: they set a flag and wake the loop thread,
+so a SIGHUP during `reset()` is remembered, not dropped, and only `cleanup_host()` runs off
+the loop thread, because a stop must not wait for a periodic task that is stuck.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from typing import Any
+
+import cotyledon
+import psutil
+from cotyledon import _service_worker, _utils
+from oslo_config import cfg
+from oslo_context import context as oslo_context
+
+from supervisor.config import PROJECT, ManagerSpec
+from supervisor.manager import Manager
+
+LOG = logging.getLogger(__name__)
+CONF = cfg.CONF
+
+# Signals the parent blocks around fork: the child unblocks them once its own handlers
+# are installed, so a signal sent to a just-forked worker is delivered, not lost.
+FORWARDED_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGALRM})
+
+# How long a worker's leftover children get between SIGTERM and SIGKILL when it exits.
+DESCENDANT_GRACE_SECONDS = 1.0
+
+
+class HookFailed(Exception):
+    """A manager hook raised; already logged with its traceback."""
+
+
+class ManagerService(cotyledon.Service):
+    """Hosts one Manager: startup hooks, the periodic loop, reset on SIGHUP, cleanup on stop."""
+
+    def __init__(self, worker_id: int, spec: ManagerSpec) -> None:
+        super().__init__(worker_id)
+        self.name = spec.name
+        self.spec = spec
+        self.manager: Manager | None = None
+        self.phase = "starting"
+        self.label = f"{spec.name} worker({worker_id})"
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._reload_requested = threading.Event()
+        self._init_returned = threading.Event()
+        self._loop_exited = threading.Event()
+        self._cleanup_lock = threading.Lock()
+        self._cleaned_up = False
+
+    @property
+    def graceful_shutdown_timeout(self) -> int:  # type: ignore[override]
+        """Read at SIGTERM time, so a SIGHUP that changed it is honoured."""
+        return int(CONF.graceful_shutdown_timeout)
+
+    # -- cotyledon entry points (run: its own thread; reload/terminate: a thread per signal)
+
+    def run(self) -> None:
+        try:
+            self._start()
+            self._loop()
+        except HookFailed:
+            if self._init_returned.is_set():
+                self._cleanup()
+            raise SystemExit(1) from None
+        finally:
+            self._loop_exited.set()
+
+    def reload(self) -> None:
+        self._reload_requested.set()
+        self._wake.set()
+
+    def terminate(self) -> None:
+        LOG.info("%s: stopping (in %s)", self.label, self.phase)
+        self._stopping.set()
+        self._wake.set()
+        # cleanup_host() is owed only once init_host() has returned; a stuck init_host()
+        # is ended by the graceful-shutdown alarm instead.
+        self._init_returned.wait()
+        timeout = self.graceful_shutdown_timeout
+        budget = timeout / 2 if timeout > 0 else None
+        if not self._loop_exited.wait(budget):
+            LOG.warning(
+                "%s: %s still running after %.1fs; running cleanup_host() without it",
+                self.label,
+                self.phase,
+                budget,
+            )
+        self._cleanup()
+        terminate_descendants(self.label)
+
+    # -- lifecycle
+
+    def _start(self) -> None:
+        self.phase = "build"
+        try:
+            self.manager = self.spec.manager_class(host=CONF.host, service_name=self.spec.name)
+        except Exception:
+            LOG.exception("%s: building %s failed", self.label, self.spec.manager_class.__name__)
+            raise HookFailed from None
+        self._call("init_host")
+        self._init_returned.set()
+        for hook in ("pre_start_hook", "post_start_hook"):
+            if self._stopping.is_set():
+                return
+            self._call(hook)
+        LOG.info("%s: ready", self.label)
+
+    def _loop(self) -> None:
+        section = CONF[self.spec.section]
+        self._sleep(random.uniform(0, section.periodic_fuzzy_delay))
+        ctx = oslo_context.get_admin_context()
+        while True:
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self._apply_reload()
+                continue
+            idle = self._call("periodic_tasks", ctx)
+            interval_max = section.periodic_interval_max
+            idle = interval_max if idle is None else max(0.0, min(float(idle), interval_max))
+            self.phase = "running"
+            self._wake.wait(idle)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep that a stop ends at once; a reload during it is applied afterwards."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wake.wait(remaining)
+            self._wake.clear()
+
+    def _apply_reload(self) -> None:
+        self.phase = "reload"
+        try:
+            CONF.mutate_config_files()
+        except Exception as exc:
+            LOG.error("%s: reload failed, keeping the old config: %s", self.label, exc)
+            return
+        self._call("reset")
+
+    def _cleanup(self) -> None:
+        with self._cleanup_lock:
+            if self._cleaned_up:
+                return
+            self._cleaned_up = True
+            try:
+                self._call("cleanup_host")
+            except HookFailed:
+                raise SystemExit(1) from None
+
+    def _call(self, hook: str, *args: Any) -> Any:
+        if hook != "cleanup_host":
+            self.phase = hook
+        LOG.debug("%s: %s()", self.label, hook)
+        try:
+            return getattr(self.manager, hook)(*args)
+        except Exception:
+            LOG.exception("%s: %s() raised", self.label, hook)
+            raise HookFailed from None
+
+
+def terminate_descendants(label: str) -> None:
+    """Stop what this worker started that still runs: SIGTERM, a short grace, SIGKILL."""
+    children = psutil.Process().children(recursive=True)
+    if not children:
+        return
+    LOG.info("%s: terminating %d leftover child process(es)", label, len(children))
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=DESCENDANT_GRACE_SECONDS)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+class ManagerWorker(_service_worker.ServiceWorker):
+    """cotyledon's worker process with our signal rules: SIGINT ignored, clear titles."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A Ctrl-C reaches the whole foreground process group; the parent coordinates it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.title = self.service.label
+        _utils.set_process_title(f"{PROJECT}: {self.service.name} worker({self.service.worker_id})")
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)

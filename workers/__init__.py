@@ -1,0 +1,1 @@
+"""Managers that ship with mgr-supervisor."""
