@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import importlib
 import logging
 import os
 import socket
@@ -17,7 +18,6 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 from oslo_log import log as oslo_log
-from oslo_utils import importutils
 
 LOG = logging.getLogger(__name__)
 
@@ -219,10 +219,16 @@ def import_manager_class(path: str) -> type:
     """Import a Manager subclass by dotted path, or explain in one line why not."""
     from supervisor.manager import Manager
 
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name:
+        raise ValueError(f"{path!r} is not a dotted path (module.Class)")
     try:
-        cls = importutils.import_class(path)
+        module = importlib.import_module(module_name)
     except Exception as exc:  # any error in user code is a config problem here
-        raise ValueError(f"cannot import {path!r}: {type(exc).__name__}: {exc}") from None
+        raise ValueError(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ValueError(f"module {module_name!r} has no attribute {class_name!r}")
     if not (isinstance(cls, type) and issubclass(cls, Manager)):
         raise ValueError(f"{path!r} is not a subclass of supervisor.manager.Manager")
     return cls

@@ -41,6 +41,7 @@ class Manager(periodic_task.PeriodicTasks):
         if db_driver:
             self.db = importutils.import_module(db_driver)
         section = MANAGER_SECTION_PREFIX + service_name
+        CONF.register_group(cfg.OptGroup(section))
         CONF.register_opts(list(self.opts), group=section)
         self.configuration = CONF[section]
         super().__init__(CONF)

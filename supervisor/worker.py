@@ -10,6 +10,7 @@ the loop thread, because a stop must not wait for a periodic task that is stuck.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import signal
 import threading
@@ -174,21 +175,22 @@ class ManagerService(cotyledon.Service):
             raise HookFailed from None
 
 
-def terminate_descendants(label: str) -> None:
-    """Stop what this worker started that still runs: SIGTERM, a short grace, SIGKILL."""
+def terminate_descendants(label: str, grace: float = DESCENDANT_GRACE_SECONDS) -> None:
+    """Stop what this worker started that still runs: SIGTERM, `grace` seconds, SIGKILL."""
     children = psutil.Process().children(recursive=True)
     if not children:
         return
     LOG.info("%s: terminating %d leftover child process(es)", label, len(children))
-    for child in children:
+    if grace > 0:
+        _send_each(children, signal.SIGTERM)
+        _, children = psutil.wait_procs(children, timeout=grace)
+    _send_each(children, signal.SIGKILL)
+
+
+def _send_each(processes: list[psutil.Process], sig: int) -> None:
+    for process in processes:
         try:
-            child.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(children, timeout=DESCENDANT_GRACE_SECONDS)
-    for child in alive:
-        try:
-            child.kill()
+            process.send_signal(sig)
         except psutil.NoSuchProcess:
             pass
 
@@ -203,3 +205,20 @@ class ManagerWorker(_service_worker.ServiceWorker):
         self.title = self.service.label
         _utils.set_process_title(f"{PROJECT}: {self.service.name} worker({self.service.worker_id})")
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+
+    def _get_graceful_shutdown_timeout(self) -> int:
+        """The worker's own alarm is a backstop one second after the parent's deadline:
+        the parent, which can still see this worker's children, does the killing."""
+        timeout = super()._get_graceful_shutdown_timeout()
+        return timeout + 1 if timeout > 0 else 0
+
+    def _alarm(self) -> None:
+        """Graceful timeout passed: cotyledon exits at once; first kill what we started."""
+        LOG.warning(
+            "%s: stop took over %ss, still in %s; killing its children and exiting",
+            self.title,
+            self._get_graceful_shutdown_timeout(),
+            self.service.phase,
+        )
+        terminate_descendants(self.title, grace=0)
+        os._exit(1)

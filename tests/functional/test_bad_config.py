@@ -1,0 +1,124 @@
+"""Bad input: one line on stderr naming file, section and option; exit 78; nothing forked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests.functional.conftest import SCRIPT, TESTS_DIR, render_config
+
+EVENT_FILE = "events"
+
+
+def run_supervisor(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent)),
+    )
+
+
+def check_config_error(tmp_path, text: str, *expected: str) -> None:
+    path = tmp_path / "bad.conf"
+    path.write_text(text)
+    result = run_supervisor(tmp_path, "--config-file", str(path))
+    assert result.returncode == 78, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("mgr-supervisor: config error: ")
+    for fragment in expected:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert not (tmp_path / EVENT_FILE).exists(), "a worker ran despite the config error"
+
+
+def good(**alpha: object) -> dict[str, dict[str, object]]:
+    return {"alpha": dict(alpha)}
+
+
+@pytest.mark.parametrize(
+    ("managers", "expected"),
+    [
+        (good(manager="no.such.module.Manager"), ["[manager:alpha] manager:", "cannot import"]),
+        (good(manager="tests.functional.managers.Nope"), ["[manager:alpha] manager:", "Nope"]),
+        (
+            good(manager="tests.functional.managers.NotAManager"),
+            ["[manager:alpha] manager:", "not a subclass of supervisor.manager.Manager"],
+        ),
+        (good(workers=0), ["[manager:alpha] workers:", "'0'"]),
+        (good(workers=-3), ["[manager:alpha] workers:", "'-3'"]),
+        (good(workers="abc"), ["[manager:alpha] workers:", "'abc'"]),
+        (good(periodic_interval_max="soon"), ["[manager:alpha] periodic_interval_max:"]),
+        (good(spawn_child="maybe"), ["[manager:alpha] spawn_child:"]),
+    ],
+)
+def test_bad_manager_sections(tmp_path, managers, expected):
+    text = render_config(tmp_path / EVENT_FILE, managers)
+    check_config_error(tmp_path, text, str(tmp_path / "bad.conf"), *expected)
+
+
+def test_missing_manager_path(tmp_path):
+    text = render_config(tmp_path / EVENT_FILE, good()).replace(
+        "manager = tests.functional.managers.EventManager\n", ""
+    )
+    check_config_error(tmp_path, text, "bad.conf", "[manager:alpha] manager: missing")
+
+
+def test_enabled_manager_without_a_section(tmp_path):
+    text = render_config(
+        tmp_path / EVENT_FILE, good(), supervisor={"enabled_managers": "alpha, beta"}
+    )
+    check_config_error(
+        tmp_path, text, "bad.conf", "[supervisor] enabled_managers:", "no [manager:beta] section"
+    )
+
+
+def test_no_managers_at_all(tmp_path):
+    check_config_error(
+        tmp_path, "[supervisor]\nenabled_managers =\n", "bad.conf", "[supervisor] enabled_managers:"
+    )
+
+
+def test_bad_default_option(tmp_path):
+    text = render_config(tmp_path / EVENT_FILE, good(), default={"graceful_shutdown_timeout": "x"})
+    check_config_error(tmp_path, text, "bad.conf", "[DEFAULT] graceful_shutdown_timeout:")
+
+
+def test_not_ini(tmp_path):
+    check_config_error(tmp_path, "this is not\n an ini file\n", "bad.conf", "not a valid INI file")
+
+
+def test_missing_file(tmp_path):
+    result = run_supervisor(tmp_path, "--config-file", str(tmp_path / "nope.conf"))
+    assert result.returncode == 78
+    assert result.stderr.strip().splitlines() == [
+        f"mgr-supervisor: config error: {tmp_path / 'nope.conf'}: config file not found"
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_unreadable_file(tmp_path):
+    path = tmp_path / "secret.conf"
+    path.write_text("[supervisor]\n")
+    path.chmod(0)
+    result = run_supervisor(tmp_path, "--config-file", str(path))
+    assert result.returncode == 78
+    assert "not readable" in result.stderr
+
+
+def test_unknown_command_line_option_is_a_usage_error(tmp_path):
+    result = run_supervisor(tmp_path, "--no-such-flag")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_key_in_a_manager_section_is_warned_about(supervisor):
+    supervisor.configure({"alpha": {"wokers": 2}})
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("tick"), what="a tick")
+    assert "[manager:alpha] wokers: unknown option" in supervisor.log()

@@ -1,0 +1,68 @@
+"""The Manager base class API of DESIGN.md."""
+
+from __future__ import annotations
+
+import inspect
+
+from oslo_config import cfg
+from oslo_service import periodic_task
+
+from supervisor.config import register_static_opts
+from supervisor.manager import Manager
+
+if "host" not in cfg.CONF:
+    register_static_opts(cfg.CONF)
+
+
+class Counting(Manager):
+    opts = [cfg.IntOpt("answer", default=42)]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ticks = 0
+
+    @periodic_task.periodic_task(spacing=5, run_immediately=True)
+    def tick(self, context):
+        self.ticks += 1
+
+
+def test_signature_is_novas():
+    params = inspect.signature(Manager.__init__).parameters
+    assert list(params) == ["self", "host", "db_driver", "service_name"]
+    assert params["host"].default is None
+    assert params["db_driver"].default is None
+    assert params["service_name"].default == "undefined"
+
+
+def test_hooks_are_no_ops():
+    manager = Manager(host="h")
+    for hook in ("init_host", "pre_start_hook", "post_start_hook", "reset", "cleanup_host"):
+        assert getattr(manager, hook)() is None
+
+
+def test_host_defaults_to_conf_host():
+    assert Manager().host == cfg.CONF.host
+    assert Manager(host="node-9").host == "node-9"
+
+
+def test_db_driver_is_imported_as_self_db():
+    import json
+
+    assert Manager(db_driver="json").db is json
+    assert not hasattr(Manager(), "db")
+
+
+def test_own_opts_live_in_the_manager_section():
+    manager = Counting(service_name="counting")
+    assert manager.configuration.answer == 42
+    assert cfg.CONF["manager:counting"].answer == 42
+    assert manager.conf is cfg.CONF
+
+
+def test_periodic_tasks_run_due_tasks_and_return_the_idle_time():
+    manager = Counting(service_name="counting")
+    idle = manager.periodic_tasks(context=None)
+    assert manager.ticks == 1
+    assert 0 < idle <= 5
+    manager.periodic_tasks(context=None)
+    assert manager.ticks == 1, "not due again yet"
