@@ -1,28 +1,31 @@
 """The parent process: cotyledon's `ServiceManager`, corrected at its seams.
 
-cotyledon forks, reaps and respawns; this module is the one place where its behaviour is
-changed for ours, each change a method override with a test that fails without it:
+cotyledon gives us the process plumbing (signal pipe, `run()`'s main loop, the child-death
+pipe, `add()`, fork through multiprocessing). Two threads, as in cotyledon:
 
-- `_on_signal_received`: one dispatch, `handle_<signal>`, as in gunicorn's arbiter.
-- `_reload`: validate the config first, then SIGHUP each worker *by pid*; cotyledon's
-  `killpg(0, SIGHUP)` also hits every process a manager started.
-- `_shutdown`: SIGTERM each worker, wait up to `graceful_shutdown_timeout` while still
-  reading signals, then SIGKILL what is left with its descendants, exit 0. cotyledon's
-  SIGALRM never fires while it blocks in `join()`, so its stop can hang forever.
-- `_fast_exit` (second SIGINT): SIGKILL workers and their descendants by pid, not
-  `killpg(SIGINT)` + exit 1; the first SIGINT is a graceful stop.
-- `_start_worker`: fork our `ManagerWorker` (cotyledon hard-codes `ServiceWorker`) with
-  forwarded signals blocked, so a signal sent to a just-forked worker is not lost.
-- `wait_interval=0`: no fixed 10 ms sleep between the forks of a healthy start.
+- the **main thread** reads signals and dispatches `handle_<signal>`; a SIGHUP is validated
+  here and handed over; a stop is run here once the supervision thread has finished;
+- the **supervision thread** (`_child_supervisor_thread`, the only thread that forks, so
+  PR_SET_PDEATHSIG fires only when the parent dies) owns the worker table. It sleeps until
+  SIGCHLD, a handed-over request, or its next deadline (a backoff, a start_secs mark, a kill
+  deadline, a health check), then: reap → apply a reload → check health → start what is due.
+
+Overrides of cotyledon, each with a test that fails without it (see README):
+`_on_signal_received`, `_reload`, `_shutdown`, `_start_worker`,
+`_child_supervisor_thread` (per-manager restart policy instead of one global 5 s sleep,
+and a worker that was asked to stop stays stopped).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
@@ -30,13 +33,57 @@ import cotyledon
 import psutil
 from cotyledon import _utils
 from cotyledon import types as cotyledon_types
-from cotyledon._service_manager import WorkerInfo
 from oslo_config import cfg
 
-from supervisor import config
+from supervisor import config, health, process
+from supervisor.policy import RestartTracker, State
 from supervisor.worker import FORWARDED_SIGNALS, ManagerService, ManagerWorker
 
 LOG = logging.getLogger(__name__)
+
+# How often the parent looks at beacons and RSS, when some manager sets a limit.
+HEALTH_CHECK_INTERVAL = 1.0
+
+
+@dataclasses.dataclass(eq=False)
+class WorkerRecord:
+    """One live worker process, as the parent tracks it."""
+
+    manager: str
+    worker_id: int
+    process: multiprocessing.Process
+    beacon: health.Beacon
+    forked_at: float
+    settled: bool = False  # lived past start_secs
+    stop_reason: str | None = None  # set when the supervisor asked it to stop
+    kill_at: float | None = None  # SIGKILL deadline of a requested stop
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    @property
+    def label(self) -> str:
+        return f"{self.manager} worker({self.worker_id}) pid {self.pid}"
+
+
+@dataclasses.dataclass(eq=False)
+class ManagerRecord:
+    """One configured manager: its spec, its restart tracker, its cotyledon service."""
+
+    spec: config.ManagerSpec
+    service_id: cotyledon_types.ServiceId
+    tracker: RestartTracker
+    last_exit: str = "-"
+
+
+def describe_exit(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "unknown status"
+    if exitcode < 0:
+        return f"signal {_utils.signal_to_name(-exitcode)}"
+    return f"exit status {exitcode}"
 
 
 class Arbiter(cotyledon.ServiceManager):
@@ -47,14 +94,25 @@ class Arbiter(cotyledon.ServiceManager):
     ) -> None:
         super().__init__(wait_interval=0, graceful_shutdown_timeout=conf.graceful_shutdown_timeout)
         _utils.set_process_title(f"{config.PROJECT}: master")
+        if not process.become_subreaper():
+            LOG.warning("could not become child subreaper; orphans go to init")
         self._argv = list(argv)
         self._conf = conf
         self._stopping = False
+        self._exit_status = 0
+        self._lock = threading.Lock()
+        self._workers: dict[int, WorkerRecord] = {}
+        self._managers: dict[str, ManagerRecord] = {}
+        self._next_health_check = 0.0
         for spec in specs:
-            self.add(ManagerService, workers=spec.workers, args=(spec,))
-            LOG.info("manager %s: %s, %d worker(s)", spec.name, spec.manager_class, spec.workers)
+            self._add_manager(spec)
 
-    # -- signals: one dispatch table
+    def _add_manager(self, spec: config.ManagerSpec) -> None:
+        service_id = self.add(ManagerService, workers=spec.workers, args=(spec,))
+        self._managers[spec.name] = ManagerRecord(spec, service_id, RestartTracker(spec.policy))
+        LOG.info("manager %s: %s, %d worker(s)", spec.name, spec.manager_class, spec.workers)
+
+    # -- signals (main thread): one dispatch table
 
     def _on_signal_received(self, sig: int) -> None:
         handler = {
@@ -75,8 +133,7 @@ class Arbiter(cotyledon.ServiceManager):
         self._shutdown()
 
     def handle_int(self) -> None:
-        if self._stopping:
-            self._fast_exit()
+        """The first SIGINT stops gracefully; `_wait_for_exit` answers a second one."""
         self._shutdown()
 
     # -- reload
@@ -96,12 +153,213 @@ class Arbiter(cotyledon.ServiceManager):
             LOG.exception("reload failed while applying the config; workers not signalled")
             return
         self._graceful_shutdown_timeout = self._conf.graceful_shutdown_timeout
-        workers = self._child_processes
-        LOG.info("reload: config valid, sending SIGHUP to %d worker(s)", len(workers))
-        for process in workers:
-            _signal_pid(process.pid, signal.SIGHUP)
+        with self._lock:
+            for tracked in self._managers.values():
+                tracked.tracker.clear()
+            pids = list(self._workers)
+        LOG.info("reload: config valid, sending SIGHUP to %d worker(s)", len(pids))
+        for pid in pids:
+            process.signal_pid(pid, signal.SIGHUP)
+        self._got_sig_chld.set()
 
-    # -- stop
+    # -- supervision thread: reap → health → start what is due
+
+    def _child_supervisor_thread(self) -> None:
+        while not self._dead.is_set():
+            self._got_sig_chld.wait(self._seconds_to_next_deadline())
+            self._got_sig_chld.clear()
+            if self._dead.is_set():
+                return
+            now = time.monotonic()
+            with self._lock:
+                self._reap(now)
+                self._enforce_kill_deadlines(now)
+                self._check_health(now)
+                self._settle(now)
+                self._start_due_workers(now)
+                if self._managers and all(m.tracker.fatal for m in self._managers.values()):
+                    if not self._workers:
+                        self._exit_when_all_fatal()
+                        return
+
+    def _seconds_to_next_deadline(self) -> float | None:
+        now = time.monotonic()
+        with self._lock:
+            deadlines = [
+                tracked.tracker.not_before
+                for tracked in self._managers.values()
+                if not tracked.tracker.fatal and self._missing_ids(tracked)
+            ]
+            for record in self._workers.values():
+                if record.kill_at is not None:
+                    deadlines.append(record.kill_at)
+                if not record.settled:
+                    policy = self._managers[record.manager].spec.policy
+                    deadlines.append(record.forked_at + policy.start_secs)
+            if self._workers and self._health_limits_set():
+                deadlines.append(self._next_health_check)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - now)
+
+    def _reap(self, now: float) -> None:
+        for record in list(self._workers.values()):
+            if not record.process.is_alive():
+                self._on_worker_exit(record, now)
+        process.reap_orphans(set(self._workers))
+
+    def _on_worker_exit(self, record: WorkerRecord, now: float) -> None:
+        del self._workers[record.pid]
+        record.beacon.close()
+        # Anything left in the worker's process group was orphaned by it: kill it.
+        process.kill_group(record.pid)
+        tracked = self._managers[record.manager]
+        status = describe_exit(record.process.exitcode)
+        tracked.last_exit = status
+        lifetime = now - record.forked_at
+        if record.stop_reason not in (None, "start_timeout"):
+            LOG.info("%s stopped (%s), %s", record.label, record.stop_reason, status)
+            return
+        failed = record.stop_reason == "start_timeout" or tracked.tracker.is_failed_start(lifetime)
+        tracked.tracker.record_exit(now, failed)
+        policy = tracked.spec.policy
+        if tracked.tracker.fatal:
+            LOG.error(
+                "manager %s is FATAL: %d failed starts in a row, the last %s; "
+                "no more restarts until a reload",
+                record.manager,
+                tracked.tracker.failed_starts,
+                status,
+            )
+        elif failed:
+            LOG.warning(
+                "%s %s after %.2fs: failed start %d (FATAL after %d); next start in %.1fs",
+                record.label,
+                status,
+                lifetime,
+                tracked.tracker.failed_starts,
+                policy.start_retries + 1,
+                tracked.tracker.delay(),
+            )
+        else:
+            LOG.warning("%s %s after %.1fs; restarting it", record.label, status, lifetime)
+
+    def _enforce_kill_deadlines(self, now: float) -> None:
+        for record in self._workers.values():
+            if record.kill_at is not None and now >= record.kill_at:
+                LOG.warning(
+                    "%s did not stop within graceful_shutdown_timeout: killing it and its "
+                    "descendants",
+                    record.label,
+                )
+                record.kill_at = None
+                process.kill_trees([record.pid])
+
+    def _health_limits_set(self) -> bool:
+        return any(tracked.spec.limits.any for tracked in self._managers.values())
+
+    def _check_health(self, now: float) -> None:
+        if now < self._next_health_check or not self._health_limits_set():
+            return
+        self._next_health_check = now + HEALTH_CHECK_INTERVAL
+        for record in list(self._workers.values()):
+            limits = self._managers[record.manager].spec.limits
+            if record.stop_reason is not None or not limits.any:
+                continue
+            snapshot = record.beacon.read()
+            problem = health.check(limits, snapshot, now - record.forked_at, now)
+            if problem:
+                reason = "heartbeat_timeout" if snapshot.ready else "start_timeout"
+                self._stop_worker(record, reason, problem, now)
+            elif limits.max_rss_mb:
+                self._check_rss(record, limits.max_rss_mb, now)
+
+    def _check_rss(self, record: WorkerRecord, max_rss_mb: int, now: float) -> None:
+        try:
+            rss = psutil.Process(record.pid).memory_info().rss
+        except psutil.NoSuchProcess:
+            return
+        if rss > max_rss_mb * 2**20:
+            problem = f"RSS {rss / 2**20:.1f} MiB over max_rss_mb={max_rss_mb}"
+            self._stop_worker(record, "max_rss_mb", problem, now)
+
+    def _stop_worker(self, record: WorkerRecord, reason: str, problem: str, now: float) -> None:
+        """Ask one worker to stop gracefully; SIGKILL it at the graceful deadline."""
+        LOG.warning("%s: %s; stopping it", record.label, problem)
+        record.stop_reason = reason
+        timeout = self._conf.graceful_shutdown_timeout
+        record.kill_at = now + timeout if timeout > 0 else None
+        process.signal_pid(record.pid, signal.SIGTERM)
+
+    def _settle(self, now: float) -> None:
+        for record in self._workers.values():
+            tracked = self._managers[record.manager]
+            if not record.settled and now - record.forked_at >= tracked.spec.policy.start_secs:
+                record.settled = True
+                tracked.tracker.record_settled()
+
+    def _missing_ids(self, tracked: ManagerRecord) -> list[int]:
+        running = {r.worker_id for r in self._workers.values() if r.manager == tracked.spec.name}
+        return [i for i in range(tracked.spec.workers) if i not in running]
+
+    def _start_due_workers(self, now: float) -> None:
+        for tracked in self._managers.values():
+            if tracked.tracker.may_start(now):
+                for worker_id in self._missing_ids(tracked):
+                    self._start_worker(tracked, worker_id)
+
+    def _exit_when_all_fatal(self) -> None:
+        LOG.error("every manager is FATAL and no worker runs: exiting with status 1")
+        self._exit_status = 1
+        process.signal_pid(os.getpid(), signal.SIGTERM)
+
+    def state_of(self, name: str, now: float | None = None) -> State:
+        """The manager's state, derived from its tracker and its live workers."""
+        now = time.monotonic() if now is None else now
+        tracked = self._managers[name]
+        if self._stopping:
+            return State.STOPPING
+        if tracked.tracker.fatal:
+            return State.FATAL
+        missing = self._missing_ids(tracked)
+        if missing and not tracked.tracker.may_start(now):
+            return State.BACKOFF
+        mine = [r for r in self._workers.values() if r.manager == name]
+        if missing or not all(r.settled for r in mine):
+            return State.STARTING
+        return State.RUNNING
+
+    # -- fork
+
+    def _start_worker(self, tracked: ManagerRecord, worker_id: int) -> None:  # type: ignore[override]
+        """Fork one worker; forwarded signals stay blocked until its handlers exist."""
+        beacon = health.Beacon()
+        started_event = self.mp_context.Event()
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
+        try:
+            child = _utils.spawn_process(
+                ManagerWorker.create_and_wait,
+                self.mp_context,
+                started_event,
+                self._services[tracked.service_id],
+                tracked.service_id,
+                worker_id,
+                self._death_detection_pipe,
+                self._hooks["new_worker"],
+                self._graceful_shutdown_timeout,
+                beacon=beacon,
+                parent_pid=os.getpid(),
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        assert child.pid is not None
+        with contextlib.suppress(OSError):
+            os.setpgid(child.pid, child.pid)  # also in the child: whichever runs first
+        self._workers[child.pid] = WorkerRecord(
+            tracked.spec.name, worker_id, child, beacon, time.monotonic()
+        )
+
+    # -- stop (main thread, once the supervision thread has finished)
 
     def _shutdown(self) -> None:
         """Graceful stop: SIGTERM each worker, bounded by graceful_shutdown_timeout."""
@@ -109,15 +367,19 @@ class Arbiter(cotyledon.ServiceManager):
             return
         self._stopping = True
         timeout = self._conf.graceful_shutdown_timeout
-        LOG.info("stopping: SIGTERM to every worker (graceful_shutdown_timeout=%ss)", timeout)
         self._dead.set()
         self._got_sig_chld.set()
         if self._child_supervisor is not None:
             self._child_supervisor.join()
+        workers = [record.process for record in self._workers.values()]
+        LOG.info(
+            "stopping: SIGTERM to %d worker(s) (graceful_shutdown_timeout=%ss)",
+            len(workers),
+            timeout,
+        )
         self._run_hooks("terminate")
-        workers = self._child_processes
-        for process in workers:
-            _signal_pid(process.pid, signal.SIGTERM)
+        for child in workers:
+            process.signal_pid(child.pid, signal.SIGTERM)
         left = self._wait_for_exit(workers, timeout)
         if left:
             LOG.warning(
@@ -125,17 +387,17 @@ class Arbiter(cotyledon.ServiceManager):
                 len(left),
                 timeout,
             )
-            _kill_trees(left)
-        _reap(workers)
+            process.kill_trees(child.pid for child in left if child.pid is not None)
+        self._reap_all(workers)
         LOG.info("stopped")
-        sys.exit(0)
+        sys.exit(self._exit_status)
 
     def _wait_for_exit(
         self, workers: list[multiprocessing.Process], timeout: float
     ) -> list[multiprocessing.Process]:
         """Wait for workers to exit; a second SIGINT cuts the wait short. Returns the rest."""
         deadline = time.monotonic() + timeout if timeout > 0 else None
-        pending = {process.sentinel: process for process in workers}
+        pending = {child.sentinel: child for child in workers}
         while pending:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
@@ -158,66 +420,9 @@ class Arbiter(cotyledon.ServiceManager):
         except BlockingIOError:
             return set()
 
-    def _fast_exit(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
-        """Immediate stop: SIGKILL every worker with its descendants, by pid."""
-        LOG.warning("second SIGINT: killing every worker now")
-        self._dead.set()
-        self._got_sig_chld.set()
-        workers = self._child_processes
-        _kill_trees(workers)
-        _reap(workers)
-        os._exit(0)
-
-    # -- fork
-
-    def _start_worker(
-        self, service_id: cotyledon_types.ServiceId, worker_id: cotyledon_types.WorkerId
-    ) -> None:
-        self._slowdown_respawn_if_needed()
-        started_event = self.mp_context.Event()
-        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
-        try:
-            process = _utils.spawn_process(
-                ManagerWorker.create_and_wait,
-                self.mp_context,
-                started_event,
-                self._services[service_id],
-                service_id,
-                worker_id,
-                self._death_detection_pipe,
-                self._hooks["new_worker"],
-                self._graceful_shutdown_timeout,
-            )
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
-        self._running_services[service_id][process] = WorkerInfo(worker_id, started_event)
-
-
-def _signal_pid(pid: int | None, sig: int) -> None:
-    if pid is None:
-        return
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _kill_trees(workers: list[multiprocessing.Process]) -> None:
-    """SIGKILL workers and every process below them (collected before the kill)."""
-    victims: list[psutil.Process] = []
-    for process in workers:
-        try:
-            root = psutil.Process(process.pid)
-            victims.extend([root, *root.children(recursive=True)])
-        except (psutil.NoSuchProcess, ValueError):
-            continue
-    for victim in victims:
-        try:
-            victim.kill()
-        except psutil.NoSuchProcess:
-            pass
-
-
-def _reap(workers: list[multiprocessing.Process]) -> None:
-    for process in workers:
-        process.join()
+    def _reap_all(self, workers: list[multiprocessing.Process]) -> None:
+        for child in workers:
+            child.join()
+            if child.pid is not None:
+                process.kill_group(child.pid)
+        process.reap_orphans(set())

@@ -19,6 +19,9 @@ from collections.abc import Sequence
 from oslo_config import cfg
 from oslo_log import log as oslo_log
 
+from supervisor.health import HealthLimits
+from supervisor.policy import RestartPolicy
+
 LOG = logging.getLogger(__name__)
 
 PROJECT = "mgr-supervisor"
@@ -57,35 +60,90 @@ supervisor_opts = [
 ]
 
 
-def manager_common_opts(**defaults: int) -> list[cfg.Opt]:
-    """Options every [manager:NAME] section has; `defaults` come from [supervisor]."""
+def manager_common_opts() -> list[cfg.Opt]:
+    """Options every [manager:NAME] section has; [supervisor] may set their defaults."""
     return [
         cfg.IntOpt(
             "workers",
-            default=defaults.get("workers", 1),
+            default=1,
             min=1,
             help="Number of worker processes of the manager. In [supervisor]: the default "
             "for every manager.",
         ),
         cfg.IntOpt(
             "periodic_interval_max",
-            default=defaults.get("periodic_interval_max", 60),
+            default=60,
             min=1,
             mutable=True,
             help="Longest sleep, in seconds, between two runs of the periodic tasks.",
         ),
         cfg.IntOpt(
             "periodic_fuzzy_delay",
-            default=defaults.get("periodic_fuzzy_delay", 0),
+            default=0,
             min=0,
             mutable=True,
             help="Random delay, up to this many seconds, before a worker's first periodic "
             "run, so that workers started together do not tick together.",
         ),
+        cfg.FloatOpt(
+            "start_secs",
+            default=1.0,
+            min=0,
+            mutable=True,
+            help="A worker that exits sooner than this after it was started (for any reason "
+            "but a stop the supervisor asked for) is a failed start.",
+        ),
+        cfg.IntOpt(
+            "start_retries",
+            default=5,
+            min=0,
+            mutable=True,
+            help="Failed starts in a row after which the manager is FATAL (so start_retries "
+            "+ 1 starts): no more restarts until a reload.",
+        ),
+        cfg.FloatOpt(
+            "restart_backoff_initial",
+            default=1.0,
+            min=0,
+            mutable=True,
+            help="Delay, in seconds, before the next start after a failed start; it doubles "
+            "with each further failed start in a row.",
+        ),
+        cfg.FloatOpt(
+            "restart_backoff_max",
+            default=60.0,
+            min=0,
+            mutable=True,
+            help="Longest delay, in seconds, between failed starts.",
+        ),
+        cfg.FloatOpt(
+            "start_timeout",
+            default=0.0,
+            min=0,
+            mutable=True,
+            help="A worker not ready (post_start_hook returned) this many seconds after it "
+            "was started is stopped and restarted; counts as a failed start. 0 = off.",
+        ),
+        cfg.FloatOpt(
+            "heartbeat_timeout",
+            default=0.0,
+            min=0,
+            mutable=True,
+            help="A ready worker stuck this many seconds in one hook or periodic task (or "
+            "asleep that long past its wake-up time) is stopped and restarted. 0 = off.",
+        ),
+        cfg.IntOpt(
+            "max_rss_mb",
+            default=0,
+            min=0,
+            mutable=True,
+            help="A worker whose resident memory exceeds this many MiB is stopped "
+            "gracefully and restarted. Sampled about once a second. 0 = off.",
+        ),
     ]
 
 
-def manager_section_opts(**defaults: int) -> list[cfg.Opt]:
+def manager_section_opts() -> list[cfg.Opt]:
     """The options of one [manager:NAME] section, without the manager's own `opts`."""
     return [
         cfg.StrOpt(
@@ -93,7 +151,7 @@ def manager_section_opts(**defaults: int) -> list[cfg.Opt]:
             help="Dotted path of the Manager subclass to run (required), "
             "e.g. workers.demo.DemoManager.",
         ),
-        *manager_common_opts(**defaults),
+        *manager_common_opts(),
     ]
 
 
@@ -125,6 +183,8 @@ class ManagerSpec:
     name: str
     manager_class: type
     workers: int
+    policy: RestartPolicy = RestartPolicy()
+    limits: HealthLimits = HealthLimits()
 
     @property
     def section(self) -> str:
@@ -236,8 +296,10 @@ def import_manager_class(path: str) -> type:
 
 def register_manager_opts(conf: cfg.ConfigOpts, name: str) -> None:
     """Register a [manager:NAME] section's common options, defaulting to [supervisor]'s."""
-    defaults = {opt.dest: conf[SUPERVISOR_GROUP][opt.dest] for opt in manager_common_opts()}
-    conf.register_opts(manager_section_opts(**defaults), group=MANAGER_SECTION_PREFIX + name)
+    section = MANAGER_SECTION_PREFIX + name
+    conf.register_opts(manager_section_opts(), group=section)
+    for opt in manager_common_opts():
+        conf.set_default(opt.dest, conf[SUPERVISOR_GROUP][opt.dest], group=section)
 
 
 def register_manager_class_opts(conf: cfg.ConfigOpts, name: str, cls: type) -> None:
@@ -306,7 +368,23 @@ def _validate_manager(conf: cfg.ConfigOpts, raw: _RawConfig, name: str) -> Manag
         LOG.warning(
             "%s: [%s] %s: unknown option, ignored (a typo?)", raw.where(section, key), section, key
         )
-    return ManagerSpec(name=name, manager_class=cls, workers=int(conf[section].workers))
+    values = conf[section]
+    return ManagerSpec(
+        name=name,
+        manager_class=cls,
+        workers=values.workers,
+        policy=RestartPolicy(
+            start_secs=values.start_secs,
+            start_retries=values.start_retries,
+            backoff_initial=values.restart_backoff_initial,
+            backoff_max=values.restart_backoff_max,
+        ),
+        limits=HealthLimits(
+            start_timeout=values.start_timeout,
+            heartbeat_timeout=values.heartbeat_timeout,
+            max_rss_mb=values.max_rss_mb,
+        ),
+    )
 
 
 def load(

@@ -9,22 +9,26 @@ the loop thread, because a stop must not wait for a periodic task that is stuck.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import cotyledon
-import psutil
 from cotyledon import _service_worker, _utils
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 
 from supervisor.config import PROJECT, ManagerSpec
+from supervisor.health import Beacon
 from supervisor.manager import Manager
+from supervisor.process import die_with_parent, terminate_descendants
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -32,9 +36,6 @@ CONF = cfg.CONF
 # Signals the parent blocks around fork: the child unblocks them once its own handlers
 # are installed, so a signal sent to a just-forked worker is delivered, not lost.
 FORWARDED_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGALRM})
-
-# How long a worker's leftover children get between SIGTERM and SIGKILL when it exits.
-DESCENDANT_GRACE_SECONDS = 1.0
 
 
 class HookFailed(Exception):
@@ -50,6 +51,7 @@ class ManagerService(cotyledon.Service):
         self.spec = spec
         self.manager: Manager | None = None
         self.phase = "starting"
+        self.beacon = Beacon()  # replaced by the one shared with the parent
         self.label = f"{spec.name} worker({worker_id})"
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -83,6 +85,7 @@ class ManagerService(cotyledon.Service):
 
     def terminate(self) -> None:
         LOG.info("%s: stopping (in %s)", self.label, self.phase)
+        self.beacon.set_phase("stopping")
         self._stopping.set()
         self._wake.set()
         # cleanup_host() is owed only once init_host() has returned; a stuck init_host()
@@ -103,19 +106,40 @@ class ManagerService(cotyledon.Service):
     # -- lifecycle
 
     def _start(self) -> None:
-        self.phase = "build"
+        self._set_phase("build")
         try:
             self.manager = self.spec.manager_class(host=CONF.host, service_name=self.spec.name)
         except Exception:
             LOG.exception("%s: building %s failed", self.label, self.spec.manager_class.__name__)
             raise HookFailed from None
+        self._track_periodic_tasks()
         self._call("init_host")
         self._init_returned.set()
         for hook in ("pre_start_hook", "post_start_hook"):
             if self._stopping.is_set():
                 return
             self._call(hook)
+        self.beacon.mark_ready("ready")
         LOG.info("%s: ready", self.label)
+
+    def _track_periodic_tasks(self) -> None:
+        """Publish which periodic task runs, so a hung one is named (per instance)."""
+        assert self.manager is not None
+        self.manager._periodic_tasks = [
+            (name, self._tracked(name, task)) for name, task in self.manager._periodic_tasks
+        ]
+
+    def _tracked(self, name: str, task: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(task)
+        def run_task(*args: Any, **kwargs: Any) -> Any:
+            self._set_phase(f"periodic task {name}")
+            return task(*args, **kwargs)
+
+        return run_task
+
+    def _set_phase(self, phase: str, idle_until: float = 0.0) -> None:
+        self.phase = phase
+        self.beacon.set_phase(phase, idle_until)
 
     def _loop(self) -> None:
         section = CONF[self.spec.section]
@@ -132,7 +156,7 @@ class ManagerService(cotyledon.Service):
             idle = self._call("periodic_tasks", ctx)
             interval_max = section.periodic_interval_max
             idle = interval_max if idle is None else max(0.0, min(float(idle), interval_max))
-            self.phase = "running"
+            self._set_phase("idle", time.monotonic() + idle)
             self._wake.wait(idle)
 
     def _sleep(self, seconds: float) -> None:
@@ -146,7 +170,7 @@ class ManagerService(cotyledon.Service):
             self._wake.clear()
 
     def _apply_reload(self) -> None:
-        self.phase = "reload"
+        self._set_phase("reload")
         try:
             CONF.mutate_config_files()
         except Exception as exc:
@@ -165,8 +189,10 @@ class ManagerService(cotyledon.Service):
                 raise SystemExit(1) from None
 
     def _call(self, hook: str, *args: Any) -> Any:
-        if hook != "cleanup_host":
-            self.phase = hook
+        if hook == "cleanup_host":
+            self.beacon.set_phase(hook)
+        else:
+            self._set_phase(hook)
         LOG.debug("%s: %s()", self.label, hook)
         try:
             return getattr(self.manager, hook)(*args)
@@ -175,33 +201,27 @@ class ManagerService(cotyledon.Service):
             raise HookFailed from None
 
 
-def terminate_descendants(label: str, grace: float = DESCENDANT_GRACE_SECONDS) -> None:
-    """Stop what this worker started that still runs: SIGTERM, `grace` seconds, SIGKILL."""
-    children = psutil.Process().children(recursive=True)
-    if not children:
-        return
-    LOG.info("%s: terminating %d leftover child process(es)", label, len(children))
-    if grace > 0:
-        _send_each(children, signal.SIGTERM)
-        _, children = psutil.wait_procs(children, timeout=grace)
-    _send_each(children, signal.SIGKILL)
-
-
-def _send_each(processes: list[psutil.Process], sig: int) -> None:
-    for process in processes:
-        try:
-            process.send_signal(sig)
-        except psutil.NoSuchProcess:
-            pass
-
-
 class ManagerWorker(_service_worker.ServiceWorker):
-    """cotyledon's worker process with our signal rules: SIGINT ignored, clear titles."""
+    """cotyledon's worker process with our rules: its own process group, dies with the
+    parent, SIGINT ignored, a beacon shared with the parent, a clear process title."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    @classmethod
+    def create_and_wait(  # type: ignore[override]
+        cls, started_event: Any, *args: Any, beacon: Beacon, parent_pid: int
+    ) -> None:
+        # Lead a process group, so the parent can find what we leave behind if we die.
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
+        die_with_parent(parent_pid)
+        worker = cls(*args, beacon=beacon)
+        started_event.set()
+        worker.wait_forever()
+
+    def __init__(self, *args: Any, beacon: Beacon) -> None:
+        super().__init__(*args)
         # A Ctrl-C reaches the whole foreground process group; the parent coordinates it.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.service.beacon = beacon
         self.title = self.service.label
         _utils.set_process_title(f"{PROJECT}: {self.service.name} worker({self.service.worker_id})")
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)

@@ -26,7 +26,9 @@ class EventManager(Manager):
         cfg.FloatOpt("slow_seconds", default=1.0),
         cfg.BoolOpt("spawn_child", default=False, help="Start `sleep` in init_host."),
         cfg.StrOpt("label", default="-", mutable=True, help="Recorded by reset()."),
+        cfg.IntOpt("leak_mb", default=0, help="MiB each tick keeps for good."),
     ]
+    leaked: list[bytearray] = []
 
     def _record(self, *words: str) -> None:
         line = " ".join([str(os.getpid()), *words]) + "\n"
@@ -69,6 +71,8 @@ class EventManager(Manager):
     @periodic_task.periodic_task(spacing=1, run_immediately=True)
     def tick(self, context: object) -> None:
         self._hook("tick")
+        if self.configuration.leak_mb:
+            self.leaked.append(bytearray(b"x") * (self.configuration.leak_mb * 2**20))
 
 
 class NotAManager:

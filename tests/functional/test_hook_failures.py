@@ -21,7 +21,7 @@ def test_a_failing_startup_hook_after_init_host_still_cleans_up(supervisor, hook
 def test_a_failing_init_host_exits_non_zero_without_cleanup(supervisor):
     supervisor.configure({"alpha": {"fail_in": "init_host"}})
     supervisor.start()
-    supervisor.wait_for(lambda: "exited with status 1" in supervisor.log(), what="exit 1")
+    supervisor.wait_for(lambda: "exit status 1 after" in supervisor.log(), what="exit 1")
     assert "alpha worker(0): init_host() raised" in supervisor.log()
     assert supervisor.count("cleanup_host") == 0
     assert supervisor.count("pre_start_hook") == 0

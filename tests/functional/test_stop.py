@@ -30,7 +30,7 @@ def test_cleanup_host_runs_while_a_periodic_task_is_stuck(supervisor):
     supervisor.signal(signal.SIGTERM)
     assert supervisor.wait_exit(timeout=10) == 0
     assert supervisor.count("cleanup_host") == 1
-    assert "periodic_tasks still running" in supervisor.log()
+    assert "periodic task tick still running" in supervisor.log()
 
 
 def test_first_sigint_is_a_graceful_stop(supervisor):

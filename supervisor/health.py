@@ -1,0 +1,88 @@
+"""Worker health as the parent sees it: a shared-memory beacon per worker, and the checks.
+
+The worker writes its phase into an anonymous shared mapping when the phase changes (a hook,
+a periodic task, idle until some time); nothing is sent per tick and the parent reads it
+without a system call. The parent only wakes up to check when a manager sets a limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import mmap
+import struct
+import time
+
+_LAYOUT = struct.Struct("<dd?x62s")  # phase_since, idle_until, ready, phase name
+_PHASE_BYTES = 62
+
+
+@dataclasses.dataclass(frozen=True)
+class HealthLimits:
+    """Per-manager limits; 0 means off."""
+
+    start_timeout: float = 0.0
+    heartbeat_timeout: float = 0.0
+    max_rss_mb: int = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.start_timeout or self.heartbeat_timeout or self.max_rss_mb)
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    phase: str
+    phase_since: float
+    idle_until: float
+    ready: bool
+
+
+class Beacon:
+    """One worker's phase and liveness, shared between the parent and that worker."""
+
+    def __init__(self) -> None:
+        self._map = mmap.mmap(-1, _LAYOUT.size)  # MAP_SHARED: survives the fork, both see it
+        self._ready = False
+        self.set_phase("starting")
+
+    def set_phase(self, phase: str, idle_until: float = 0.0) -> None:
+        """Written by the worker only; `idle_until` promises the next phase change."""
+        encoded = phase.encode("utf-8", "replace")[:_PHASE_BYTES]
+        _LAYOUT.pack_into(self._map, 0, time.monotonic(), idle_until, self._ready, encoded)
+
+    def mark_ready(self, phase: str) -> None:
+        self._ready = True
+        self.set_phase(phase)
+
+    def read(self) -> Snapshot:
+        since, idle_until, ready, raw = _LAYOUT.unpack_from(self._map, 0)
+        return Snapshot(raw.rstrip(b"\0").decode("utf-8", "replace"), since, idle_until, ready)
+
+    def close(self) -> None:
+        self._map.close()
+
+
+def stuck_for(snapshot: Snapshot, now: float) -> float:
+    """How long past its promise the worker is: in a phase, or idle past its wake-up time."""
+    if snapshot.idle_until:
+        return now - snapshot.idle_until
+    return now - snapshot.phase_since
+
+
+def check(limits: HealthLimits, snapshot: Snapshot, age: float, now: float) -> str | None:
+    """The reason a worker must be recycled for start or heartbeat limits, or None."""
+    if not snapshot.ready:
+        if limits.start_timeout and age > limits.start_timeout:
+            return (
+                f"not ready {age:.1f}s after start (start_timeout={limits.start_timeout:g}s), "
+                f"in {snapshot.phase} for {now - snapshot.phase_since:.1f}s"
+            )
+        return None
+    if limits.heartbeat_timeout and snapshot.phase not in ("stopping", "cleanup_host"):
+        late = stuck_for(snapshot, now)
+        if late > limits.heartbeat_timeout:
+            return (
+                f"no heartbeat for {late:.1f}s (heartbeat_timeout={limits.heartbeat_timeout:g}s), "
+                f"stuck in {snapshot.phase} for {now - snapshot.phase_since:.1f}s"
+            )
+    return None

@@ -1,0 +1,71 @@
+"""The restart policy of DESIGN.md as pure logic: failed starts, backoff, FATAL.
+
+Kept free of processes and clocks so it can be unit-tested exhaustively; the arbiter feeds
+it exits and asks it when a manager may start again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+
+class State(enum.Enum):
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    BACKOFF = "BACKOFF"
+    FATAL = "FATAL"
+    STOPPING = "STOPPING"
+
+
+@dataclasses.dataclass(frozen=True)
+class RestartPolicy:
+    start_secs: float = 1.0
+    start_retries: int = 5
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+
+
+@dataclasses.dataclass
+class RestartTracker:
+    """Counts one manager's failed starts, across its workers, and says what comes next."""
+
+    policy: RestartPolicy
+    failed_starts: int = 0
+    fatal: bool = False
+    not_before: float = 0.0
+
+    def is_failed_start(self, lifetime: float) -> bool:
+        return lifetime < self.policy.start_secs
+
+    def record_exit(self, now: float, failed_start: bool) -> None:
+        """A worker ended without the supervisor asking; decide the next start time."""
+        if not failed_start:
+            self.record_settled()
+            return
+        self.failed_starts += 1
+        if self.failed_starts > self.policy.start_retries:
+            self.fatal = True
+            return
+        self.not_before = now + self.delay()
+
+    def record_settled(self) -> None:
+        """A worker lived past start_secs: the manager starts with a clean slate."""
+        self.failed_starts = 0
+        self.not_before = 0.0
+
+    def delay(self) -> float:
+        """Backoff after the current run of failed starts: initial, doubling, capped."""
+        if self.failed_starts == 0:
+            return 0.0
+        exponent = min(self.failed_starts - 1, 62)
+        return min(self.policy.backoff_initial * 2**exponent, self.policy.backoff_max)
+
+    def may_start(self, now: float) -> bool:
+        return not self.fatal and now >= self.not_before
+
+    def clear(self) -> None:
+        """A reload or an explicit restart forgives everything."""
+        self.failed_starts = 0
+        self.fatal = False
+        self.not_before = 0.0

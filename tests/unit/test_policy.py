@@ -1,0 +1,73 @@
+"""The restart policy as pure logic."""
+
+from __future__ import annotations
+
+from supervisor.policy import RestartPolicy, RestartTracker
+
+DEFAULTS = RestartPolicy()
+
+
+def test_defaults_are_designs():
+    assert DEFAULTS == RestartPolicy(
+        start_secs=1, start_retries=5, backoff_initial=1, backoff_max=60
+    )
+
+
+def test_failed_starts_double_the_delay_up_to_the_cap_then_fatal():
+    tracker = RestartTracker(RestartPolicy(start_retries=8, backoff_initial=1, backoff_max=10))
+    delays = []
+    for _ in range(8):
+        tracker.record_exit(now=100, failed_start=True)
+        delays.append(tracker.delay())
+        assert not tracker.fatal
+    assert delays == [1, 2, 4, 8, 10, 10, 10, 10]
+    tracker.record_exit(now=100, failed_start=True)
+    assert tracker.fatal, "start_retries + 1 failed starts make it FATAL"
+    assert not tracker.may_start(10_000)
+
+
+def test_the_first_start_is_not_a_retry():
+    tracker = RestartTracker(RestartPolicy(start_retries=0))
+    tracker.record_exit(now=0, failed_start=True)
+    assert tracker.fatal, "start_retries = 0: one start, no retry"
+
+
+def test_a_start_waits_for_its_backoff():
+    tracker = RestartTracker(DEFAULTS)
+    tracker.record_exit(now=50, failed_start=True)
+    assert not tracker.may_start(50.5)
+    assert tracker.may_start(51)
+
+
+def test_defaults_allow_at_most_six_starts_in_fifteen_seconds():
+    tracker = RestartTracker(DEFAULTS)
+    now, starts = 0.0, 0
+    while now <= 15 and not tracker.fatal:
+        starts += 1
+        tracker.record_exit(now, failed_start=True)
+        now = tracker.not_before
+    assert starts <= 6
+
+
+def test_a_worker_that_lived_past_start_secs_resets_count_and_delay():
+    tracker = RestartTracker(DEFAULTS)
+    for _ in range(3):
+        tracker.record_exit(now=0, failed_start=True)
+    tracker.record_exit(now=10, failed_start=False)
+    assert tracker.failed_starts == 0
+    assert tracker.delay() == 0
+    assert tracker.may_start(10)
+
+
+def test_is_failed_start_uses_start_secs():
+    tracker = RestartTracker(RestartPolicy(start_secs=2))
+    assert tracker.is_failed_start(1.99)
+    assert not tracker.is_failed_start(2)
+
+
+def test_clear_forgives_fatal():
+    tracker = RestartTracker(RestartPolicy(start_retries=0))
+    tracker.record_exit(now=0, failed_start=True)
+    tracker.clear()
+    assert not tracker.fatal
+    assert tracker.may_start(0)
