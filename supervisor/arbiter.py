@@ -76,6 +76,7 @@ class ManagerRecord:
     service_id: cotyledon_types.ServiceId
     tracker: RestartTracker
     last_exit: str = "-"
+    state: State = State.STARTING
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -177,6 +178,7 @@ class Arbiter(cotyledon.ServiceManager):
                 self._check_health(now)
                 self._settle(now)
                 self._start_due_workers(now)
+                self._log_state_changes(now)
                 if self._managers and all(m.tracker.fatal for m in self._managers.values()):
                     if not self._workers:
                         self._exit_when_all_fatal()
@@ -307,6 +309,13 @@ class Arbiter(cotyledon.ServiceManager):
             if tracked.tracker.may_start(now):
                 for worker_id in self._missing_ids(tracked):
                     self._start_worker(tracked, worker_id)
+
+    def _log_state_changes(self, now: float) -> None:
+        for name, tracked in self._managers.items():
+            state = self.state_of(name, now)
+            if state is not tracked.state:
+                LOG.info("manager %s: %s -> %s", name, tracked.state.value, state.value)
+                tracked.state = state
 
     def _exit_when_all_fatal(self) -> None:
         LOG.error("every manager is FATAL and no worker runs: exiting with status 1")
