@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -77,6 +80,7 @@ class ManagerRecord:
     tracker: RestartTracker
     last_exit: str = "-"
     state: State = State.STARTING
+    removing: bool = False  # dropped from enabled_managers; its workers are stopping
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -105,11 +109,15 @@ class Arbiter(cotyledon.ServiceManager):
         self._workers: dict[int, WorkerRecord] = {}
         self._managers: dict[str, ManagerRecord] = {}
         self._next_health_check = 0.0
+        self._pending_reload: tuple[config.Snapshot, list[config.ManagerSpec]] | None = None
+        self._runtime_dir = tempfile.mkdtemp(prefix="mgr-supervisor-")
+        self._snapshot_path = os.path.join(self._runtime_dir, "config-snapshot.json")
         for spec in specs:
             self._add_manager(spec)
 
     def _add_manager(self, spec: config.ManagerSpec) -> None:
-        service_id = self.add(ManagerService, workers=spec.workers, args=(spec,))
+        args = (spec, self._snapshot_path)
+        service_id = self.add(ManagerService, workers=spec.workers, args=args)
         self._managers[spec.name] = ManagerRecord(spec, service_id, RestartTracker(spec.policy))
         LOG.info("manager %s: %s, %d worker(s)", spec.name, spec.manager_class, spec.workers)
 
@@ -140,49 +148,58 @@ class Arbiter(cotyledon.ServiceManager):
     # -- reload
 
     def _reload(self) -> None:
-        """Validate a fresh copy of the config; only if it is good, apply it and tell workers."""
+        """Validate a fresh copy of the config here; the supervision thread applies it.
+
+        Nothing changes unless the whole config is valid. Reloads queue up as one: only
+        the newest validated config is applied.
+        """
         if self._stopping:
             return
         try:
-            config.load(self._argv)
+            conf, specs = config.load(self._argv)
         except config.ConfigError as exc:
             LOG.error("reload rejected, still running on the old config: %s", exc)
             return
-        try:
-            self._conf.mutate_config_files()
-        except Exception:
-            LOG.exception("reload failed while applying the config; workers not signalled")
-            return
-        self._graceful_shutdown_timeout = self._conf.graceful_shutdown_timeout
         with self._lock:
-            for tracked in self._managers.values():
-                tracked.tracker.clear()
-            pids = list(self._workers)
-        LOG.info("reload: config valid, sending SIGHUP to %d worker(s)", len(pids))
-        for pid in pids:
-            process.signal_pid(pid, signal.SIGHUP)
+            self._pending_reload = (config.snapshot(conf, specs), specs)
         self._got_sig_chld.set()
 
     # -- supervision thread: reap → health → start what is due
 
     def _child_supervisor_thread(self) -> None:
-        while not self._dead.is_set():
+        running = True
+        while running and not self._dead.is_set():
             self._got_sig_chld.wait(self._seconds_to_next_deadline())
             self._got_sig_chld.clear()
             if self._dead.is_set():
                 return
-            now = time.monotonic()
-            with self._lock:
-                self._reap(now)
-                self._enforce_kill_deadlines(now)
-                self._check_health(now)
-                self._settle(now)
-                self._start_due_workers(now)
-                self._log_state_changes(now)
-                if self._managers and all(m.tracker.fatal for m in self._managers.values()):
-                    if not self._workers:
-                        self._exit_when_all_fatal()
-                        return
+            try:
+                running = self._supervise_once()
+            except Exception:
+                LOG.exception("internal error in the supervision loop: stopping")
+                self._request_exit(1)
+                return
+
+    def _supervise_once(self) -> bool:
+        """One pass: reap, reload, overdue stops, health, settle, start, log states.
+
+        Returns False once there is nothing left to supervise (every manager FATAL).
+        """
+        now = time.monotonic()
+        with self._lock:
+            self._reap(now)
+            self._apply_pending_reload()
+            self._enforce_kill_deadlines(now)
+            self._check_health(now)
+            self._settle(now)
+            self._start_due_workers(now)
+            self._log_state_changes(now)
+            all_fatal = all(m.tracker.fatal for m in self._managers.values())
+            if self._managers and all_fatal and not self._workers:
+                LOG.error("every manager is FATAL and no worker runs: exiting with status 1")
+                self._request_exit(1)
+                return False
+        return True
 
     def _seconds_to_next_deadline(self) -> float | None:
         now = time.monotonic()
@@ -210,6 +227,72 @@ class Arbiter(cotyledon.ServiceManager):
                 self._on_worker_exit(record, now)
         process.reap_orphans(set(self._workers))
 
+    def _apply_pending_reload(self) -> None:
+        """Apply the config diff: add, remove, resize, replace managers; SIGHUP the rest."""
+        if self._pending_reload is None:
+            return
+        snap, specs = self._pending_reload
+        self._pending_reload = None
+        with open(self._snapshot_path + ".new", "w", encoding="utf-8") as stream:
+            json.dump(snap, stream)
+        os.replace(self._snapshot_path + ".new", self._snapshot_path)
+        for spec in specs:
+            config.adopt_manager_section(self._conf, spec)
+        sections = ["DEFAULT", config.SUPERVISOR_GROUP, *(spec.section for spec in specs)]
+        for change in config.apply_snapshot(self._conf, snap, sections, mutable_only=False):
+            LOG.info("reload: %s", change)
+        self._graceful_shutdown_timeout = self._conf.graceful_shutdown_timeout
+
+        wanted = {spec.name: spec for spec in specs}
+        for name, tracked in self._managers.items():
+            if name not in wanted and not tracked.removing:
+                LOG.info("reload: manager %s removed, stopping its workers", name)
+                tracked.removing = True
+                for record in self._workers_of(name):
+                    self._stop_worker(record, "removed", "manager removed", time.monotonic())
+        to_reset = []
+        for spec in specs:
+            to_reset.extend(self._reconcile(spec))
+        LOG.info("reload applied: SIGHUP to %d worker(s) to reset in place", len(to_reset))
+        for record in to_reset:
+            process.signal_pid(record.pid, signal.SIGHUP)
+
+    def _reconcile(self, spec: config.ManagerSpec) -> list[WorkerRecord]:
+        """Bring one manager in line with its new spec; return the workers to reset in place."""
+        tracked = self._managers.get(spec.name)
+        if tracked is None:
+            LOG.info("reload: manager %s added", spec.name)
+            self._add_manager(spec)
+            return []
+        now = time.monotonic()
+        old = tracked.spec
+        tracked.spec = spec
+        tracked.tracker = RestartTracker(spec.policy)  # a reload clears FATAL
+        self._services[tracked.service_id].args = (spec, self._snapshot_path)
+        if tracked.removing or spec.manager_class is not old.manager_class:
+            LOG.info("reload: manager %s now runs %s, restarting it", spec.name, spec.manager_class)
+            tracked.removing = False
+            for record in self._workers_of(spec.name):
+                if record.stop_reason is None:
+                    self._stop_worker(record, "replaced", "manager class changed", now)
+            return []
+        if spec.workers != old.workers:
+            LOG.info("reload: manager %s: %d -> %d worker(s)", spec.name, old.workers, spec.workers)
+        keep = []
+        for record in self._workers_of(spec.name):
+            if record.worker_id >= spec.workers:
+                if record.stop_reason is None:
+                    self._stop_worker(record, "scaled down", "no longer wanted", now)
+            elif record.stop_reason is None:
+                keep.append(record)
+        return keep
+
+    def _workers_of(self, name: str) -> list[WorkerRecord]:
+        return sorted(
+            (r for r in self._workers.values() if r.manager == name),
+            key=lambda r: -r.worker_id,
+        )
+
     def _on_worker_exit(self, record: WorkerRecord, now: float) -> None:
         del self._workers[record.pid]
         record.beacon.close()
@@ -221,6 +304,9 @@ class Arbiter(cotyledon.ServiceManager):
         lifetime = now - record.forked_at
         if record.stop_reason not in (None, "start_timeout"):
             LOG.info("%s stopped (%s), %s", record.label, record.stop_reason, status)
+            if tracked.removing and not self._workers_of(record.manager):
+                del self._managers[record.manager]
+                del self._services[tracked.service_id]
             return
         failed = record.stop_reason == "start_timeout" or tracked.tracker.is_failed_start(lifetime)
         tracked.tracker.record_exit(now, failed)
@@ -301,6 +387,8 @@ class Arbiter(cotyledon.ServiceManager):
                 tracked.tracker.record_settled()
 
     def _missing_ids(self, tracked: ManagerRecord) -> list[int]:
+        if tracked.removing:
+            return []
         running = {r.worker_id for r in self._workers.values() if r.manager == tracked.spec.name}
         return [i for i in range(tracked.spec.workers) if i not in running]
 
@@ -317,16 +405,16 @@ class Arbiter(cotyledon.ServiceManager):
                 LOG.info("manager %s: %s -> %s", name, tracked.state.value, state.value)
                 tracked.state = state
 
-    def _exit_when_all_fatal(self) -> None:
-        LOG.error("every manager is FATAL and no worker runs: exiting with status 1")
-        self._exit_status = 1
+    def _request_exit(self, status: int) -> None:
+        """From the supervision thread: have the main thread stop everything."""
+        self._exit_status = status
         process.signal_pid(os.getpid(), signal.SIGTERM)
 
     def state_of(self, name: str, now: float | None = None) -> State:
         """The manager's state, derived from its tracker and its live workers."""
         now = time.monotonic() if now is None else now
         tracked = self._managers[name]
-        if self._stopping:
+        if self._stopping or tracked.removing:
             return State.STOPPING
         if tracked.tracker.fatal:
             return State.FATAL
@@ -398,6 +486,7 @@ class Arbiter(cotyledon.ServiceManager):
             )
             process.kill_trees(child.pid for child in left if child.pid is not None)
         self._reap_all(workers)
+        shutil.rmtree(self._runtime_dir, ignore_errors=True)
         LOG.info("stopped")
         sys.exit(self._exit_status)
 

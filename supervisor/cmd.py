@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -19,19 +20,28 @@ EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`mgr-supervisor --config-file FILE [--config-dir DIR]`: validate, then supervise."""
+    """`mgr-supervisor --config-file FILE [--config-dir DIR] [--check-config]`."""
+    # A SIGHUP before the arbiter's handlers exist would kill us (its default action):
+    # hold it until they do, then it is handled as a reload.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         conf, specs = config.load(args, conf=cfg.CONF)
     except config.ConfigError as exc:
         print(f"{config.PROJECT}: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if conf.check_config:
+        summary = ", ".join(f"{spec.name} ({spec.workers})" for spec in specs)
+        print(f"{config.PROJECT}: config OK: {len(specs)} manager(s): {summary}")
+        return EXIT_OK
     oslo_log.setup(conf, config.PROJECT)
 
     from supervisor.arbiter import Arbiter
 
     try:
-        Arbiter(args, conf, specs).run()
+        arbiter = Arbiter(args, conf, specs)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+        arbiter.run()
     except SystemExit:
         raise
     except Exception:

@@ -51,6 +51,15 @@ default_opts = [
     ),
 ]
 
+cli_opts = [
+    cfg.BoolOpt(
+        "check-config",
+        default=False,
+        help="Validate the configuration, print the result and exit: 0 if it is valid, "
+        "78 if not. Nothing is started.",
+    ),
+]
+
 supervisor_opts = [
     cfg.ListOpt(
         "enabled_managers",
@@ -225,6 +234,7 @@ def _config_files(conf: cfg.ConfigOpts) -> list[str]:
 
 
 def register_static_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_cli_opts(cli_opts)
     conf.register_opts(default_opts)
     conf.register_opts(supervisor_opts + manager_common_opts(), group=SUPERVISOR_GROUP)
     oslo_log.register_options(conf)
@@ -402,3 +412,77 @@ def load(
     register_static_opts(conf)
     parse_args(conf, argv, default_config_files)
     return conf, validate(conf)
+
+
+# -- snapshots: how a reload reaches the workers
+
+Snapshot = dict[str, dict[str, tuple[object, bool]]]
+
+
+def _section_opts(section: str, spec: ManagerSpec | None = None) -> list[cfg.Opt]:
+    if section == "DEFAULT":
+        return default_opts
+    if section == SUPERVISOR_GROUP:
+        return supervisor_opts + manager_common_opts()
+    assert spec is not None
+    return manager_section_opts() + list(getattr(spec.manager_class, "opts", []))
+
+
+def snapshot(conf: cfg.ConfigOpts, specs: list[ManagerSpec]) -> Snapshot:
+    """Every value of a validated config that the supervisor and its managers read.
+
+    `{section: {option: (value, mutable)}}`. Workers apply this, not the files, so each
+    applies exactly what the parent validated even if the files change again meanwhile.
+    """
+    result: Snapshot = {
+        "DEFAULT": {opt.dest: (conf[opt.dest], opt.mutable) for opt in default_opts},
+        SUPERVISOR_GROUP: {
+            opt.dest: (conf[SUPERVISOR_GROUP][opt.dest], opt.mutable)
+            for opt in _section_opts(SUPERVISOR_GROUP)
+        },
+    }
+    result["DEFAULT"]["debug"] = (conf.debug, True)
+    for spec in specs:
+        values = conf[spec.section]
+        result[spec.section] = {
+            opt.dest: (values[opt.dest], opt.mutable) for opt in _section_opts(spec.section, spec)
+        }
+    return result
+
+
+def apply_snapshot(
+    conf: cfg.ConfigOpts, snap: Snapshot, sections: list[str], mutable_only: bool
+) -> list[str]:
+    """Put a snapshot's values in force in `conf`; returns what changed, for the log."""
+    changes = []
+    for section in sections:
+        group = None if section == "DEFAULT" else section
+        for name, (value, mutable) in snap.get(section, {}).items():
+            if mutable_only and not mutable:
+                continue
+            current = conf[name] if group is None else conf[group][name]
+            if current != value:
+                conf.set_override(name, value, group)
+                changes.append(f"[{section}] {name} = {value!r} (was {current!r})")
+    if conf.debug != (logging.getLogger().level == logging.DEBUG):
+        logging.getLogger().setLevel(logging.DEBUG if conf.debug else logging.INFO)
+    return changes
+
+
+def adopt_manager_section(conf: cfg.ConfigOpts, spec: ManagerSpec) -> None:
+    """Make the live `conf` know a [manager:NAME] section that a reload added or changed.
+
+    oslo.config cannot unregister options once parsed: an option of a new manager class
+    that clashes with the old class's option of the same name keeps the old definition.
+    """
+    register_manager_opts(conf, spec.name)
+    for opt in getattr(spec.manager_class, "opts", []):
+        try:
+            conf.register_opt(opt, group=spec.section)
+        except cfg.DuplicateOptError:
+            LOG.warning(
+                "[%s] %s: %s redefines this option; restart the supervisor to apply it",
+                spec.section,
+                opt.dest,
+                spec.manager_class.__name__,
+            )

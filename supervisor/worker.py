@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import random
@@ -25,6 +26,7 @@ from cotyledon import _service_worker, _utils
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 
+from supervisor import config
 from supervisor.config import PROJECT, ManagerSpec
 from supervisor.health import Beacon
 from supervisor.manager import Manager
@@ -45,10 +47,11 @@ class HookFailed(Exception):
 class ManagerService(cotyledon.Service):
     """Hosts one Manager: startup hooks, the periodic loop, reset on SIGHUP, cleanup on stop."""
 
-    def __init__(self, worker_id: int, spec: ManagerSpec) -> None:
+    def __init__(self, worker_id: int, spec: ManagerSpec, snapshot_path: str) -> None:
         super().__init__(worker_id)
         self.name = spec.name
         self.spec = spec
+        self.snapshot_path = snapshot_path
         self.manager: Manager | None = None
         self.phase = "starting"
         self.beacon = Beacon()  # replaced by the one shared with the parent
@@ -170,12 +173,17 @@ class ManagerService(cotyledon.Service):
             self._wake.clear()
 
     def _apply_reload(self) -> None:
+        """Put the parent's validated snapshot in force (mutable options), then reset()."""
         self._set_phase("reload")
         try:
-            CONF.mutate_config_files()
-        except Exception as exc:
-            LOG.error("%s: reload failed, keeping the old config: %s", self.label, exc)
+            with open(self.snapshot_path, encoding="utf-8") as stream:
+                snap = json.load(stream)
+        except (OSError, ValueError) as exc:
+            LOG.error("%s: cannot read the reloaded config, keeping mine: %s", self.label, exc)
             return
+        sections = ["DEFAULT", self.spec.section]
+        for change in config.apply_snapshot(CONF, snap, sections, mutable_only=True):
+            LOG.info("%s: %s", self.label, change)
         self._call("reset")
 
     def _cleanup(self) -> None:

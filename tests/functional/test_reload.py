@@ -41,3 +41,173 @@ def test_sighup_applies_a_new_graceful_shutdown_timeout(supervisor):
     started = time.monotonic()
     assert supervisor.stop(timeout=15) == 0
     assert time.monotonic() - started < 10
+
+
+def titles(supervisor) -> dict[str, int]:
+    return supervisor.worker_titles()
+
+
+def test_reload_adds_a_manager_and_leaves_the_others_in_place(supervisor):
+    supervisor.configure({"alpha": {}})
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 1, what="alpha ready")
+    (alpha,) = titles(supervisor).values()
+    supervisor.configure({"alpha": {}, "beta": {"workers": 2}})
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 3, what="beta ready")
+    supervisor.wait_for(lambda: supervisor.count("reset") == 1, what="alpha reset")
+    assert supervisor.pids_with("reset") == [alpha]
+    assert sorted(titles(supervisor)) == [
+        "mgr-supervisor: alpha worker(0)",
+        "mgr-supervisor: beta worker(0)",
+        "mgr-supervisor: beta worker(1)",
+    ]
+
+
+def test_reload_removes_a_manager_with_cleanup_and_no_restart(supervisor):
+    supervisor.configure({"alpha": {}, "beta": {"workers": 2}})
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 3, what="3 ready")
+    beta = {p for t, p in titles(supervisor).items() if "beta" in t}
+    supervisor.configure({"alpha": {}})
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: set(supervisor.pids_with("cleanup_host")) == beta, what="cleanup")
+    time.sleep(1.0)
+    assert list(titles(supervisor)) == ["mgr-supervisor: alpha worker(0)"]
+    assert supervisor.count("init_host") == 3
+    assert supervisor.count("reset") == 1
+
+
+def test_reload_grows_and_shrinks_a_worker_count_and_stopped_workers_stay_stopped(supervisor):
+    supervisor.configure({"alpha": {"workers": 2}})
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 2, what="2 ready")
+    first = titles(supervisor)
+
+    supervisor.configure({"alpha": {"workers": 4}})
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: len(titles(supervisor)) == 4, what="4 workers")
+    grown = titles(supervisor)
+    for title, pid in first.items():
+        assert grown[title] == pid, "existing workers keep running"
+    supervisor.wait_for(lambda: supervisor.count("reset") == 2, what="2 resets")
+
+    supervisor.configure({"alpha": {"workers": 1}})
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: len(titles(supervisor)) == 1, what="1 worker")
+    time.sleep(1.5)
+    assert list(titles(supervisor)) == ["mgr-supervisor: alpha worker(0)"]
+    assert (
+        titles(supervisor)["mgr-supervisor: alpha worker(0)"]
+        == first["mgr-supervisor: alpha worker(0)"]
+    )
+    stopped = {grown[f"mgr-supervisor: alpha worker({i})"] for i in (1, 2, 3)}
+    assert stopped <= set(supervisor.pids_with("cleanup_host"))
+    assert supervisor.count("init_host") == 4, "a stopped worker must not be respawned"
+
+
+def test_reload_with_a_new_manager_path_restarts_that_manager_only(supervisor):
+    supervisor.configure({"alpha": {}, "beta": {}})
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 2, what="2 ready")
+    before = titles(supervisor)
+    supervisor.configure(
+        {"alpha": {"manager": "workers.demo.DemoManager", "greeting": "swapped"}, "beta": {}}
+    )
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(
+        lambda: "greeting is now" in supervisor.log() or "alpha: swapped" in supervisor.log(),
+        what="the demo manager in alpha",
+    )
+    after = titles(supervisor)
+    assert after["mgr-supervisor: alpha worker(0)"] != before["mgr-supervisor: alpha worker(0)"]
+    assert after["mgr-supervisor: beta worker(0)"] == before["mgr-supervisor: beta worker(0)"]
+    assert before["mgr-supervisor: alpha worker(0)"] in supervisor.pids_with("cleanup_host")
+    assert supervisor.pids_with("reset") == [before["mgr-supervisor: beta worker(0)"]]
+
+
+def test_reload_clears_fatal(supervisor):
+    fast = {"start_retries": 0, "restart_backoff_initial": 0.1}
+    supervisor.configure({"alpha": {"fail_in": "init_host", **fast}, "beta": {}})
+    supervisor.start()
+    supervisor.wait_for(lambda: "manager alpha is FATAL" in supervisor.log(), what="FATAL")
+    supervisor.configure({"alpha": {**fast}, "beta": {}})
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 2, what="alpha running")
+
+
+def test_every_worker_applies_the_validated_config_not_a_later_file(supervisor):
+    supervisor.configure({"alpha": {"workers": 2, "slow_in": "reset", "slow_seconds": 0.2}})
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 2, what="2 ready")
+    supervisor.configure({"alpha": {"workers": 2, "label": "validated", "slow_in": "reset"}})
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: "reload applied" in supervisor.log(), what="the reload applied")
+    supervisor.config_file.write_text("this file is now broken\n")
+    supervisor.wait_for(lambda: supervisor.count("reset") == 2, what="2 resets")
+    assert {w[2] for w in supervisor.events() if w[1] == "reset"} == {"validated"}
+
+
+def test_a_burst_of_sighups_ends_on_the_last_config(supervisor):
+    supervisor.configure({"alpha": {"workers": 2}, "beta": {"workers": 2}})
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 4, what="4 ready")
+    pids = set(titles(supervisor).values())
+    for i in range(20):
+        label = f"v{i}"
+        supervisor.configure(
+            {"alpha": {"workers": 2, "label": label}, "beta": {"workers": 2, "label": label}}
+        )
+        supervisor.signal(signal.SIGHUP)
+        time.sleep(0.01)
+
+    def all_on_last() -> bool:
+        last = {}
+        for words in supervisor.events():
+            if words[1] == "reset":
+                last[int(words[0])] = words[2]
+        return set(last) == pids and set(last.values()) == {"v19"}
+
+    supervisor.wait_for(all_on_last, what="every worker reset with the last config")
+    assert set(titles(supervisor).values()) == pids
+    assert supervisor.count("init_host") == 4
+
+
+def test_sigterm_in_the_middle_of_a_reload_stops_cleanly(supervisor):
+    supervisor.configure({"alpha": {"workers": 2, "slow_in": "reset", "slow_seconds": 1}})
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 2, what="2 ready")
+    supervisor.configure({"alpha": {"workers": 3, "slow_in": "reset", "slow_seconds": 1}})
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: supervisor.count("reset") >= 1, what="a reset under way")
+    assert supervisor.stop() == 0
+    assert supervisor.count("cleanup_host") == supervisor.count("init_host")
+
+
+def test_a_sighup_during_startup_is_not_lost(supervisor):
+    supervisor.configure({"alpha": {"workers": 2, "slow_in": "init_host", "slow_seconds": 1}})
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("init_host") >= 1, what="startup under way")
+    supervisor.configure(
+        {"alpha": {"workers": 2, "slow_in": "init_host", "slow_seconds": 1, "label": "early"}}
+    )
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: supervisor.count("reset") == 2, what="2 resets after startup")
+    assert {w[2] for w in supervisor.events() if w[1] == "reset"} == {"early"}
+
+
+def test_check_config_on_good_and_bad_files(tmp_path):
+    from tests.functional.conftest import render_config
+    from tests.functional.test_bad_config import run_supervisor
+
+    good = tmp_path / "good.conf"
+    good.write_text(render_config(tmp_path / "events", {"alpha": {"workers": 3}}))
+    result = run_supervisor(tmp_path, "--config-file", str(good), "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "mgr-supervisor: config OK: 1 manager(s): alpha (3)"
+    bad = tmp_path / "bad.conf"
+    bad.write_text(render_config(tmp_path / "events", {"alpha": {"workers": "x"}}))
+    result = run_supervisor(tmp_path, "--config-file", str(bad), "--check-config")
+    assert result.returncode == 78
+    assert "[manager:alpha] workers: invalid value 'x'" in result.stderr
+    assert not (tmp_path / "events").exists()
