@@ -46,6 +46,18 @@ class Manager(periodic_task.PeriodicTasks):
         self.configuration = CONF[section]
         super().__init__(CONF)
 
+    def set_periodic_spacing(self, task_name: str, seconds: float) -> None:
+        """Change one periodic task's spacing for this manager only.
+
+        oslo.service keeps spacings on the class; a configurable spacing (set in
+        `init_host()` and again in `reset()`) needs a per-instance copy.
+        """
+        if task_name not in self._periodic_spacing:
+            raise KeyError(f"{type(self).__name__} has no periodic task {task_name!r}")
+        if "_periodic_spacing" not in vars(self):
+            self._periodic_spacing = dict(type(self)._periodic_spacing)
+        self._periodic_spacing[task_name] = seconds
+
     def periodic_tasks(self, context: Any, raise_on_error: bool = False) -> float:
         """Run the due `@periodic_task` methods; return seconds until the next is due."""
         return self.run_periodic_tasks(context, raise_on_error=raise_on_error)

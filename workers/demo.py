@@ -22,10 +22,18 @@ class DemoManager(Manager):
             mutable=True,
             help="What the periodic task logs; change it and send SIGHUP to see reset().",
         ),
+        cfg.IntOpt(
+            "greeting_interval",
+            default=10,
+            min=1,
+            mutable=True,
+            help="Seconds between two greetings; SIGHUP applies a new value in place.",
+        ),
     ]
 
     def init_host(self) -> None:
         LOG.info("%s: init_host on %s", self.service_name, self.host)
+        self.set_periodic_spacing("say_greeting", self.configuration.greeting_interval)
 
     def pre_start_hook(self) -> None:
         LOG.info("%s: pre_start_hook", self.service_name)
@@ -35,6 +43,7 @@ class DemoManager(Manager):
 
     def reset(self) -> None:
         LOG.info("%s: reset, greeting is now %r", self.service_name, self.configuration.greeting)
+        self.set_periodic_spacing("say_greeting", self.configuration.greeting_interval)
 
     def cleanup_host(self) -> None:
         LOG.info("%s: cleanup_host", self.service_name)

@@ -27,6 +27,7 @@ class EventManager(Manager):
         cfg.BoolOpt("spawn_child", default=False, help="Start `sleep` in init_host."),
         cfg.StrOpt("label", default="-", mutable=True, help="Recorded by reset()."),
         cfg.IntOpt("leak_mb", default=0, help="MiB each tick keeps for good."),
+        cfg.FloatOpt("tick_spacing", default=1, mutable=True, help="Seconds between ticks."),
     ]
     leaked: list[bytearray] = []
 
@@ -51,6 +52,7 @@ class EventManager(Manager):
             self._record(name + "-done")
 
     def init_host(self) -> None:
+        self.set_periodic_spacing("tick", self.configuration.tick_spacing)
         self._hook("init_host", self.service_name, self.host)
         if self.configuration.spawn_child:
             child = subprocess.Popen(["sleep", "300"])
@@ -63,6 +65,7 @@ class EventManager(Manager):
         self._hook("post_start_hook")
 
     def reset(self) -> None:
+        self.set_periodic_spacing("tick", self.configuration.tick_spacing)
         self._hook("reset", self.configuration.label)
 
     def cleanup_host(self) -> None:

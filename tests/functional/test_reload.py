@@ -211,3 +211,15 @@ def test_check_config_on_good_and_bad_files(tmp_path):
     assert result.returncode == 78
     assert "[manager:alpha] workers: invalid value 'x'" in result.stderr
     assert not (tmp_path / "events").exists()
+
+
+def test_sighup_applies_a_periodic_spacing_in_place(supervisor):
+    supervisor.configure({"alpha": {"tick_spacing": 60}})
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("tick") == 1, what="the first tick")
+    time.sleep(1.5)
+    assert supervisor.count("tick") == 1
+    supervisor.configure({"alpha": {"tick_spacing": 0.2}})
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: supervisor.count("tick") >= 4, what="ticks every 0.2 s")
+    assert len(set(supervisor.pids_with("tick"))) == 1

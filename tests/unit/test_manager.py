@@ -66,3 +66,19 @@ def test_periodic_tasks_run_due_tasks_and_return_the_idle_time():
     assert 0 < idle <= 5
     manager.periodic_tasks(context=None)
     assert manager.ticks == 1, "not due again yet"
+
+
+def test_periodic_spacing_can_change_per_instance():
+    one, other = Counting(service_name="counting"), Counting(service_name="counting")
+    one.set_periodic_spacing("tick", 0.5)
+    assert one._periodic_spacing["tick"] == 0.5
+    assert other._periodic_spacing["tick"] == 5
+    assert Counting._periodic_spacing["tick"] == 5
+    assert one.periodic_tasks(context=None) <= 0.5
+
+
+def test_periodic_spacing_of_an_unknown_task_is_an_error():
+    import pytest
+
+    with pytest.raises(KeyError, match="no periodic task 'nope'"):
+        Counting(service_name="counting").set_periodic_spacing("nope", 1)
