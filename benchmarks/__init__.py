@@ -1,0 +1,1 @@
+"""Benchmark harness of mgr-supervisor against its peers (docs/benchmarks.md)."""

@@ -1,0 +1,25 @@
+"""mgr-supervisor's benchmark target: a Manager whose hooks only report to the harness."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+from benchmarks.report import report
+from supervisor.manager import Manager
+
+
+class BenchManager(Manager):
+    """Ready after `post_start_hook`, reports `reset` and `cleanup`; does nothing else."""
+
+    opts = [
+        cfg.StrOpt("probe", required=True, help="Path of the harness's datagram socket."),
+    ]
+
+    def post_start_hook(self) -> None:
+        report(self.configuration.probe, "ready")
+
+    def reset(self) -> None:
+        report(self.configuration.probe, "reset")
+
+    def cleanup_host(self) -> None:
+        report(self.configuration.probe, "cleanup")

@@ -1,0 +1,88 @@
+"""Process hygiene: the harness adopts whatever its targets leave behind and kills it by pid.
+
+The harness makes itself a child subreaper, so a worker whose parent died is re-parented to
+the harness instead of init: "every process a target started" is then simply every
+descendant of the harness, orphans included, and the harness can reap them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import time
+
+import psutil
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Adopt orphaned descendants (Linux prctl), so none escapes counting and killing."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(errno)}")
+
+
+def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those still running: not gone, not a zombie waiting to be reaped."""
+    running = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                running.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    return running
+
+
+def descendants() -> list[psutil.Process]:
+    """Every live process below the harness: targets, their workers, adopted orphans."""
+    return alive(psutil.Process().children(recursive=True))
+
+
+def kill_all(rounds: int = 20) -> int:
+    """SIGKILL every descendant by pid, parents first, until none is left; reap them.
+
+    Returns how many processes were killed. Repeats because a parent may fork between the
+    listing and its kill.
+    """
+    killed = 0
+    for _ in range(rounds):
+        victims = descendants()
+        if not victims:
+            break
+        for victim in victims:
+            try:
+                os.kill(victim.pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                continue
+        psutil.wait_procs(victims, timeout=2)
+        reap()
+    else:
+        raise RuntimeError(f"processes still alive after {rounds} kill rounds: {descendants()}")
+    reap()
+    return killed
+
+
+def reap() -> None:
+    """Collect every exited child (orphans adopted as subreaper included)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def wait_exit(pidfd: int, timeout: float) -> float | None:
+    """Block until the process behind `pidfd` exits; return when (monotonic), or None."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    if poller.poll(max(0.0, timeout) * 1000):
+        return time.monotonic()
+    return None
