@@ -24,6 +24,7 @@ import json
 import logging
 import multiprocessing.connection
 import os
+import select
 import shutil
 import signal
 import sys
@@ -38,7 +39,7 @@ from cotyledon import _utils
 from cotyledon import types as cotyledon_types
 from oslo_config import cfg
 
-from supervisor import config, health, process
+from supervisor import config, health, process, systemd
 from supervisor.policy import RestartTracker, State
 from supervisor.worker import FORWARDED_SIGNALS, ManagerService, ManagerWorker
 
@@ -110,6 +111,13 @@ class Arbiter(cotyledon.ServiceManager):
         self._managers: dict[str, ManagerRecord] = {}
         self._next_health_check = 0.0
         self._pending_reload: tuple[config.Snapshot, list[config.ManagerSpec]] | None = None
+        # Takes NOTIFY_SOCKET out of the environment before cotyledon's run() would say
+        # READY=1 with no worker started; `_notify_systemd` says it when it is true.
+        self._notifier = systemd.Notifier()
+        self._announced_ready = False
+        self._next_watchdog = 0.0
+        # Written to by SIGCHLD, a reload, a stop, and by each worker when it is ready.
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._runtime_dir = tempfile.mkdtemp(prefix="mgr-supervisor-")
         self._snapshot_path = os.path.join(self._runtime_dir, "config-snapshot.json")
         for spec in specs:
@@ -121,6 +129,11 @@ class Arbiter(cotyledon.ServiceManager):
         self._managers[spec.name] = ManagerRecord(spec, service_id, RestartTracker(spec.policy))
         LOG.info("manager %s: %s, %d worker(s)", spec.name, spec.manager_class, spec.workers)
 
+    def _wake(self) -> None:
+        """Make the supervision thread run a pass now."""
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"w")
+
     # -- signals (main thread): one dispatch table
 
     def _on_signal_received(self, sig: int) -> None:
@@ -128,7 +141,7 @@ class Arbiter(cotyledon.ServiceManager):
             signal.SIGHUP: self.handle_hup,
             signal.SIGTERM: self.handle_term,
             signal.SIGINT: self.handle_int,
-            signal.SIGCHLD: self._got_sig_chld.set,
+            signal.SIGCHLD: self._wake,
         }.get(sig)
         if handler is None:
             LOG.debug("ignoring signal %s", _utils.signal_to_name(sig))
@@ -155,22 +168,25 @@ class Arbiter(cotyledon.ServiceManager):
         """
         if self._stopping:
             return
+        self._notifier.reloading()
         try:
             conf, specs = config.load(self._argv)
         except config.ConfigError as exc:
             LOG.error("reload rejected, still running on the old config: %s", exc)
+            self._notifier.ready(f"reload rejected at {time.strftime('%H:%M:%S')}: {exc}")
             return
         with self._lock:
             self._pending_reload = (config.snapshot(conf, specs), specs)
-        self._got_sig_chld.set()
+        self._wake()
 
     # -- supervision thread: reap → health → start what is due
 
     def _child_supervisor_thread(self) -> None:
         running = True
         while running and not self._dead.is_set():
-            self._got_sig_chld.wait(self._seconds_to_next_deadline())
-            self._got_sig_chld.clear()
+            select.select([self._wake_r], [], [], self._seconds_to_next_deadline())
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 4096)
             if self._dead.is_set():
                 return
             try:
@@ -194,6 +210,7 @@ class Arbiter(cotyledon.ServiceManager):
             self._settle(now)
             self._start_due_workers(now)
             self._log_state_changes(now)
+            self._notify_systemd(now)
             all_fatal = all(m.tracker.fatal for m in self._managers.values())
             if self._managers and all_fatal and not self._workers:
                 LOG.error("every manager is FATAL and no worker runs: exiting with status 1")
@@ -217,6 +234,8 @@ class Arbiter(cotyledon.ServiceManager):
                     deadlines.append(record.forked_at + policy.start_secs)
             if self._workers and self._health_limits_set():
                 deadlines.append(self._next_health_check)
+            if self._notifier.watchdog_interval:
+                deadlines.append(self._next_watchdog)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - now)
@@ -256,6 +275,7 @@ class Arbiter(cotyledon.ServiceManager):
         LOG.info("reload applied: SIGHUP to %d worker(s) to reset in place", len(to_reset))
         for record in to_reset:
             process.signal_pid(record.pid, signal.SIGHUP)
+        self._notifier.ready(f"reload applied at {time.strftime('%H:%M:%S')}")
 
     def _reconcile(self, spec: config.ManagerSpec) -> list[WorkerRecord]:
         """Bring one manager in line with its new spec; return the workers to reset in place."""
@@ -405,6 +425,48 @@ class Arbiter(cotyledon.ServiceManager):
                 LOG.info("manager %s: %s -> %s", name, tracked.state.value, state.value)
                 tracked.state = state
 
+    def _notify_systemd(self, now: float) -> None:
+        """READY=1 once every worker of every non-FATAL manager is ready; STATUS; WATCHDOG."""
+        if self._notifier.watchdog_interval and now >= self._next_watchdog:
+            self._notifier.watchdog()
+            self._next_watchdog = now + self._notifier.watchdog_interval
+        if not self._notifier.enabled:
+            return
+        ready_total = wanted_total = 0
+        parts = []
+        for name, tracked in self._managers.items():
+            if tracked.removing:
+                continue
+            ready = sum(
+                1
+                for r in self._workers_of(name)
+                if r.stop_reason is None
+                and r.worker_id < tracked.spec.workers
+                and r.beacon.read().ready
+            )
+            ready_total += ready
+            wanted_total += tracked.spec.workers
+            state = (
+                ""
+                if tracked.state in (State.RUNNING, State.STARTING)
+                else f" {tracked.state.value}"
+            )
+            parts.append(f"{name} {ready}/{tracked.spec.workers}{state}")
+        status = f"{ready_total}/{wanted_total} workers ready: {', '.join(parts)}"
+        all_ready = all(
+            tracked.tracker.fatal or tracked.removing or not self._missing_ids(tracked)
+            for tracked in self._managers.values()
+        ) and all(
+            r.beacon.read().ready
+            for r in self._workers.values()
+            if r.stop_reason is None and not self._managers[r.manager].tracker.fatal
+        )
+        if all_ready and not self._announced_ready:
+            self._announced_ready = True
+            self._notifier.ready(status)
+        else:
+            self._notifier.status(status)
+
     def _request_exit(self, status: int) -> None:
         """From the supervision thread: have the main thread stop everything."""
         self._exit_status = status
@@ -446,6 +508,7 @@ class Arbiter(cotyledon.ServiceManager):
                 self._graceful_shutdown_timeout,
                 beacon=beacon,
                 parent_pid=os.getpid(),
+                ready_fd=self._wake_w,
             )
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
@@ -464,8 +527,9 @@ class Arbiter(cotyledon.ServiceManager):
             return
         self._stopping = True
         timeout = self._conf.graceful_shutdown_timeout
+        self._notifier.stopping()
         self._dead.set()
-        self._got_sig_chld.set()
+        self._wake()
         if self._child_supervisor is not None:
             self._child_supervisor.join()
         workers = [record.process for record in self._workers.values()]

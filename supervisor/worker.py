@@ -55,6 +55,7 @@ class ManagerService(cotyledon.Service):
         self.manager: Manager | None = None
         self.phase = "starting"
         self.beacon = Beacon()  # replaced by the one shared with the parent
+        self.ready_fd: int | None = None  # the parent's wake-up pipe
         self.label = f"{spec.name} worker({worker_id})"
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -123,6 +124,9 @@ class ManagerService(cotyledon.Service):
                 return
             self._call(hook)
         self.beacon.mark_ready("ready")
+        if self.ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self.ready_fd, b"r")
         LOG.info("%s: ready", self.label)
 
     def _track_periodic_tasks(self) -> None:
@@ -215,13 +219,14 @@ class ManagerWorker(_service_worker.ServiceWorker):
 
     @classmethod
     def create_and_wait(  # type: ignore[override]
-        cls, started_event: Any, *args: Any, beacon: Beacon, parent_pid: int
+        cls, started_event: Any, *args: Any, beacon: Beacon, parent_pid: int, ready_fd: int
     ) -> None:
         # Lead a process group, so the parent can find what we leave behind if we die.
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
         die_with_parent(parent_pid)
         worker = cls(*args, beacon=beacon)
+        worker.service.ready_fd = ready_fd
         started_event.set()
         worker.wait_forever()
 

@@ -55,8 +55,8 @@ class Supervisor:
     def configure(self, managers: dict[str, dict[str, object]], **sections: object) -> None:
         self.config_file.write_text(render_config(self.event_file, managers, **sections))
 
-    def start(self, *args: str) -> None:
-        env = dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent))
+    def start(self, *args: str, env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent), **(env or {}))
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(SCRIPT), "--config-file", str(self.config_file), *args],

@@ -10,12 +10,14 @@ def test_a_failing_startup_hook_after_init_host_still_cleans_up(supervisor, hook
     supervisor.configure({"alpha": {"fail_in": hook}, "beta": {}})
     supervisor.start()
     supervisor.wait_for(lambda: supervisor.count("cleanup_host") >= 1, what="cleanup_host")
+    supervisor.wait_for(lambda: supervisor.count("tick") >= 1, what="beta ticking")
     log = supervisor.log()
     assert f"alpha worker(0): {hook}() raised" in log
     assert f"RuntimeError: {hook} failed on purpose" in log
     assert "Traceback" in log
     beta = [w for w in supervisor.events() if w[1] == "init_host" and w[2] == "beta"]
     assert len(beta) == 1, "a failing manager must not disturb another one"
+    assert supervisor.pids_with("tick") == [int(beta[0][0])]
 
 
 def test_a_failing_init_host_exits_non_zero_without_cleanup(supervisor):
