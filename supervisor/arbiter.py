@@ -25,13 +25,12 @@ import logging
 import multiprocessing.connection
 import os
 import select
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import cotyledon
 import psutil
@@ -39,7 +38,7 @@ from cotyledon import _utils
 from cotyledon import types as cotyledon_types
 from oslo_config import cfg
 
-from supervisor import config, health, process, systemd
+from supervisor import config, control, health, process, systemd
 from supervisor.policy import RestartTracker, State
 from supervisor.worker import FORWARDED_SIGNALS, ManagerService, ManagerWorker
 
@@ -82,6 +81,26 @@ class ManagerRecord:
     last_exit: str = "-"
     state: State = State.STARTING
     removing: bool = False  # dropped from enabled_managers; its workers are stopping
+    restarts: int = 0
+    started_ids: set[int] = dataclasses.field(default_factory=set)
+
+
+def _worker_status(record: WorkerRecord, now: float) -> dict[str, Any]:
+    snapshot = record.beacon.read()
+    try:
+        rss_mb: float | None = psutil.Process(record.pid).memory_info().rss / 2**20
+    except psutil.NoSuchProcess:
+        rss_mb = None
+    return {
+        "worker_id": record.worker_id,
+        "pid": record.pid,
+        "phase": snapshot.phase,
+        "ready": snapshot.ready,
+        "uptime": now - record.forked_at,
+        "rss_mb": rss_mb,
+        "heartbeat_age": now - snapshot.phase_since,
+        "stopping": record.stop_reason,
+    }
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -100,6 +119,14 @@ class Arbiter(cotyledon.ServiceManager):
     ) -> None:
         super().__init__(wait_interval=0, graceful_shutdown_timeout=conf.graceful_shutdown_timeout)
         _utils.set_process_title(f"{config.PROJECT}: master")
+        try:
+            os.makedirs(conf.state_path, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise config.ConfigError(
+                f"[DEFAULT] state_path: cannot create {conf.state_path}: {exc.strerror}"
+            ) from None
+        # Early: a second supervisor on the same socket must fail before it forks anything.
+        self._control = control.ControlServer(conf.supervisor.control_socket, self._on_control)
         if not process.become_subreaper():
             LOG.warning("could not become child subreaper; orphans go to init")
         self._argv = list(argv)
@@ -118,8 +145,9 @@ class Arbiter(cotyledon.ServiceManager):
         self._next_watchdog = 0.0
         # Written to by SIGCHLD, a reload, a stop, and by each worker when it is ready.
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._runtime_dir = tempfile.mkdtemp(prefix="mgr-supervisor-")
-        self._snapshot_path = os.path.join(self._runtime_dir, "config-snapshot.json")
+        self._snapshot_path = os.path.join(conf.state_path, "config-snapshot.json")
+        self._pending_restarts: set[str] = set()
+        self._started_at = time.monotonic()
         for spec in specs:
             self._add_manager(spec)
 
@@ -205,6 +233,7 @@ class Arbiter(cotyledon.ServiceManager):
         with self._lock:
             self._reap(now)
             self._apply_pending_reload()
+            self._apply_pending_restarts(now)
             self._enforce_kill_deadlines(now)
             self._check_health(now)
             self._settle(now)
@@ -276,6 +305,19 @@ class Arbiter(cotyledon.ServiceManager):
         for record in to_reset:
             process.signal_pid(record.pid, signal.SIGHUP)
         self._notifier.ready(f"reload applied at {time.strftime('%H:%M:%S')}")
+
+    def _apply_pending_restarts(self, now: float) -> None:
+        """`mgr-supervisorctl restart NAME`: forgive FATAL, replace every worker gracefully."""
+        for name in self._pending_restarts:
+            tracked = self._managers.get(name)
+            if tracked is None:
+                continue
+            LOG.info("manager %s: restart requested", name)
+            tracked.tracker.clear()
+            for record in self._workers_of(name):
+                if record.stop_reason is None:
+                    self._stop_worker(record, "restart requested", "restart requested", now)
+        self._pending_restarts.clear()
 
     def _reconcile(self, spec: config.ManagerSpec) -> list[WorkerRecord]:
         """Bring one manager in line with its new spec; return the workers to reset in place."""
@@ -488,6 +530,44 @@ class Arbiter(cotyledon.ServiceManager):
             return State.STARTING
         return State.RUNNING
 
+    # -- control socket (its own thread)
+
+    def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
+        command = request["command"]
+        if command == "status":
+            return {"ok": True, "status": self.status()}
+        if command == "restart":
+            name = request.get("manager")
+            with self._lock:
+                tracked = self._managers.get(str(name))
+                if tracked is None or tracked.removing:
+                    return {"ok": False, "error": f"no manager named {name!r}"}
+                self._pending_restarts.add(tracked.spec.name)
+            self._wake()
+            return {"ok": True}
+        process.signal_pid(os.getpid(), signal.SIGHUP if command == "reload" else signal.SIGTERM)
+        return {"ok": True}
+
+    def status(self) -> dict[str, Any]:
+        """What runs, for `mgr-supervisorctl status`: managers, then each worker."""
+        now = time.monotonic()
+        with self._lock:
+            managers = []
+            for name, tracked in self._managers.items():
+                workers = sorted(self._workers_of(name), key=lambda r: r.worker_id)
+                managers.append(
+                    {
+                        "name": name,
+                        "state": self.state_of(name, now).value,
+                        "running": sum(1 for r in workers if r.stop_reason is None),
+                        "wanted": 0 if tracked.removing else tracked.spec.workers,
+                        "restarts": tracked.restarts,
+                        "last_exit": tracked.last_exit,
+                        "workers": [_worker_status(r, now) for r in workers],
+                    }
+                )
+        return {"pid": os.getpid(), "uptime": now - self._started_at, "managers": managers}
+
     # -- fork
 
     def _start_worker(self, tracked: ManagerRecord, worker_id: int) -> None:  # type: ignore[override]
@@ -513,6 +593,9 @@ class Arbiter(cotyledon.ServiceManager):
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         assert child.pid is not None
+        if worker_id in tracked.started_ids:
+            tracked.restarts += 1
+        tracked.started_ids.add(worker_id)
         with contextlib.suppress(OSError):
             os.setpgid(child.pid, child.pid)  # also in the child: whichever runs first
         self._workers[child.pid] = WorkerRecord(
@@ -550,7 +633,9 @@ class Arbiter(cotyledon.ServiceManager):
             )
             process.kill_trees(child.pid for child in left if child.pid is not None)
         self._reap_all(workers)
-        shutil.rmtree(self._runtime_dir, ignore_errors=True)
+        self._control.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._snapshot_path)
         LOG.info("stopped")
         sys.exit(self._exit_status)
 

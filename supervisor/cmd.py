@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log as oslo_log
 
-from supervisor import config
+from supervisor import config, control
 
 LOG = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+EXIT_NOT_RUNNING = 3  # as systemctl and LSB status scripts say "not running"
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
+CTL = "mgr-supervisorctl"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +44,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         arbiter = Arbiter(args, conf, specs)
+    except config.ConfigError as exc:
+        print(f"{config.PROJECT}: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except control.ControlError as exc:
+        print(
+            f"{config.PROJECT}: config error: [supervisor] control_socket: {exc}", file=sys.stderr
+        )
+        return EXIT_CONFIG
+    try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         arbiter.run()
     except SystemExit:
@@ -48,6 +61,98 @@ def main(argv: Sequence[str] | None = None) -> int:
         LOG.exception("internal error, stopping")
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _add_ctl_commands(subparsers: Any) -> None:
+    status = subparsers.add_parser("status", help="what runs: managers, then workers")
+    status.add_argument("--json", action="store_true", help="print the raw status as JSON")
+    restart = subparsers.add_parser("restart", help="clear FATAL and restart a manager")
+    restart.add_argument("manager", help="the manager's NAME")
+    subparsers.add_parser("reload", help="as SIGHUP: validate the config and apply it")
+    subparsers.add_parser("stop", help="as SIGTERM: stop every worker gracefully and exit")
+
+
+def ctl_main(argv: Sequence[str] | None = None) -> int:
+    """`mgr-supervisorctl --config-file FILE status|restart NAME|reload|stop`.
+
+    Exit status: 0 all RUNNING (or the command was done), 1 some manager not RUNNING (or
+    the command was refused), 3 the supervisor is not running or cannot be reached.
+    """
+    conf = cfg.ConfigOpts()
+    conf.register_opts(config.default_opts)
+    conf.register_opts(config.supervisor_opts, group=config.SUPERVISOR_GROUP)
+    conf.register_cli_opt(cfg.SubCommandOpt("action", handler=_add_ctl_commands))
+    try:
+        config.parse_args(conf, list(sys.argv[1:] if argv is None else argv))
+    except config.ConfigError as exc:
+        print(f"{CTL}: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    action = conf.action
+    message: dict[str, Any] = {"command": action.name}
+    if action.name == "restart":
+        message["manager"] = action.manager
+    try:
+        answer = control.request(conf.supervisor.control_socket, message)
+    except control.ControlError as exc:
+        print(f"{CTL}: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    if not answer.get("ok"):
+        print(f"{CTL}: {action.name}: {answer.get('error')}", file=sys.stderr)
+        return EXIT_FAILURE
+    if action.name != "status":
+        print(f"{CTL}: {action.name}: done")
+        return EXIT_OK
+    status = answer["status"]
+    print(json.dumps(status, indent=2) if action.json else format_status(status))
+    all_running = all(m["state"] == "RUNNING" for m in status["managers"])
+    return EXIT_OK if all_running else EXIT_FAILURE
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """The status as two tables a person reads at a glance."""
+    managers = [("MANAGER", "STATE", "WORKERS", "RESTARTS", "LAST EXIT")]
+    workers = [("PID", "WORKER", "PHASE", "UPTIME", "RSS", "HEARTBEAT")]
+    for m in status["managers"]:
+        managers.append(
+            (
+                m["name"],
+                m["state"],
+                f"{m['running']}/{m['wanted']}",
+                str(m["restarts"]),
+                m["last_exit"],
+            )
+        )
+        for w in m["workers"]:
+            phase = w["phase"] + (f" (stopping: {w['stopping']})" if w["stopping"] else "")
+            rss = "-" if w["rss_mb"] is None else f"{w['rss_mb']:.1f}M"
+            workers.append(
+                (
+                    str(w["pid"]),
+                    f"{m['name']}({w['worker_id']})",
+                    phase,
+                    _duration(w["uptime"]),
+                    rss,
+                    f"{w['heartbeat_age']:.1f}s ago",
+                )
+            )
+    head = f"mgr-supervisor pid {status['pid']}, up {_duration(status['uptime'])}"
+    return "\n\n".join([head, _table(managers), _table(workers)])
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 if __name__ == "__main__":

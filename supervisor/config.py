@@ -38,7 +38,8 @@ default_opts = [
     cfg.StrOpt(
         "state_path",
         default="/var/lib/mgr-supervisor",
-        help="Directory for the supervisor's state (control socket, heartbeats).",
+        help="Directory for the supervisor's state: the control socket and the snapshot of "
+        "the config in force. Created (mode 0700) if missing.",
     ),
     cfg.IntOpt(
         "graceful_shutdown_timeout",
@@ -66,7 +67,16 @@ supervisor_opts = [
         default=[],
         help="Names of the managers to run; each needs a [manager:NAME] section.",
     ),
+    cfg.StrOpt(
+        "control_socket",
+        default="$state_path/control.sock",
+        help="Unix socket (mode 0600) on which the supervisor answers mgr-supervisorctl: "
+        "status, restart, reload, stop. Only root and the supervisor's own user may use it.",
+    ),
 ]
+
+# sun_path is 108 bytes, with a terminating NUL.
+MAX_SOCKET_PATH = 107
 
 
 def manager_common_opts() -> list[cfg.Opt]:
@@ -330,6 +340,12 @@ def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
     for opt in supervisor_opts + manager_common_opts():
         _read(conf, raw, SUPERVISOR_GROUP, opt.dest)
 
+    socket_path = conf.supervisor.control_socket
+    if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            f"{raw.where(SUPERVISOR_GROUP, 'control_socket')}: [supervisor] control_socket: "
+            f"path longer than {MAX_SOCKET_PATH} bytes: {socket_path}"
+        )
     names = [n.strip() for n in conf.supervisor.enabled_managers if n.strip()]
     if not names:
         raise ConfigError(

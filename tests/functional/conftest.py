@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,10 +24,16 @@ def render_config(
     managers: dict[str, dict[str, object]],
     default: dict[str, object] | None = None,
     supervisor: dict[str, object] | None = None,
+    state_path: str = "/nonexistent",
 ) -> str:
     """An INI text: EventManager sections writing to `event_file`, unless told otherwise."""
     sections = {
-        "DEFAULT": {"graceful_shutdown_timeout": 5, "use_stderr": "true", **(default or {})},
+        "DEFAULT": {
+            "graceful_shutdown_timeout": 5,
+            "use_stderr": "true",
+            "state_path": state_path,
+            **(default or {}),
+        },
         "supervisor": {"enabled_managers": ", ".join(managers), **(supervisor or {})},
     }
     for name, options in managers.items():
@@ -51,9 +59,12 @@ class Supervisor:
         self.log_file = tmp_path / "stderr.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.seen_pids: set[int] = set()
+        # Short: a Unix socket path must fit in 107 bytes.
+        self.state_path = tempfile.mkdtemp(prefix="mgrs-")
 
     def configure(self, managers: dict[str, dict[str, object]], **sections: object) -> None:
-        self.config_file.write_text(render_config(self.event_file, managers, **sections))
+        text = render_config(self.event_file, managers, state_path=self.state_path, **sections)
+        self.config_file.write_text(text)
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> None:
         env = dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent), **(env or {}))
@@ -188,4 +199,5 @@ def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
         left = run.leftovers()
     finally:
         run.kill_everything()
+        shutil.rmtree(run.state_path, ignore_errors=True)
     assert not left, f"processes left behind: {left}\nlog:\n{run.log()[-4000:]}"
