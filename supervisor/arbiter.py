@@ -1,14 +1,14 @@
 """The parent process: cotyledon's `ServiceManager`, corrected at its seams.
 
 cotyledon gives us the process plumbing (signal pipe, `run()`'s main loop, the child-death
-pipe, `add()`, fork through multiprocessing). Two threads, as in cotyledon:
+pipe, `add()`, fork through multiprocessing). Two threads, as in cotyledon, and a third that
+answers the control socket under the same lock:
 
 - the **main thread** reads signals and dispatches `handle_<signal>`; a SIGHUP is validated
   here and handed over; a stop is run here once the supervision thread has finished;
 - the **supervision thread** (`_child_supervisor_thread`, the only thread that forks, so
-  PR_SET_PDEATHSIG fires only when the parent dies) owns the worker table. It sleeps until
-  SIGCHLD, a handed-over request, or its next deadline (a backoff, a start_secs mark, a kill
-  deadline, a health check), then: reap → apply a reload → check health → start what is due.
+  PR_SET_PDEATHSIG fires only when the parent dies) owns the worker table. It sleeps on a
+  wake-up pipe until its next deadline, then runs one pass (`_supervise_once`).
 
 Overrides of cotyledon, each with a test that fails without it (see README):
 `_on_signal_received`, `_reload`, `_shutdown`, `_start_worker`,
@@ -125,8 +125,6 @@ class Arbiter(cotyledon.ServiceManager):
             raise config.ConfigError(
                 f"[DEFAULT] state_path: cannot create {conf.state_path}: {exc.strerror}"
             ) from None
-        # Early: a second supervisor on the same socket must fail before it forks anything.
-        self._control = control.ControlServer(conf.supervisor.control_socket, self._on_control)
         if not process.become_subreaper():
             LOG.warning("could not become child subreaper; orphans go to init")
         self._argv = list(argv)
@@ -150,6 +148,9 @@ class Arbiter(cotyledon.ServiceManager):
         self._started_at = time.monotonic()
         for spec in specs:
             self._add_manager(spec)
+        # Last, once the tables it reads exist; still before anything is forked, so a second
+        # supervisor on the same socket stops here.
+        self._control = control.ControlServer(conf.supervisor.control_socket, self._on_control)
 
     def _add_manager(self, spec: config.ManagerSpec) -> None:
         args = (spec, self._snapshot_path)
@@ -298,6 +299,8 @@ class Arbiter(cotyledon.ServiceManager):
                 tracked.removing = True
                 for record in self._workers_of(name):
                     self._stop_worker(record, "removed", "manager removed", time.monotonic())
+        for tracked in list(self._managers.values()):
+            self._forget_if_gone(tracked)
         to_reset = []
         for spec in specs:
             to_reset.extend(self._reconcile(spec))
@@ -366,9 +369,7 @@ class Arbiter(cotyledon.ServiceManager):
         lifetime = now - record.forked_at
         if record.stop_reason not in (None, "start_timeout"):
             LOG.info("%s stopped (%s), %s", record.label, record.stop_reason, status)
-            if tracked.removing and not self._workers_of(record.manager):
-                del self._managers[record.manager]
-                del self._services[tracked.service_id]
+            self._forget_if_gone(tracked)
             return
         failed = record.stop_reason == "start_timeout" or tracked.tracker.is_failed_start(lifetime)
         tracked.tracker.record_exit(now, failed)
@@ -393,6 +394,12 @@ class Arbiter(cotyledon.ServiceManager):
             )
         else:
             LOG.warning("%s %s after %.1fs; restarting it", record.label, status, lifetime)
+
+    def _forget_if_gone(self, tracked: ManagerRecord) -> None:
+        """A removed manager is forgotten once its last worker has exited."""
+        if tracked.removing and not self._workers_of(tracked.spec.name):
+            del self._managers[tracked.spec.name]
+            del self._services[tracked.service_id]
 
     def _enforce_kill_deadlines(self, now: float) -> None:
         for record in self._workers.values():

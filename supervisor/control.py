@@ -66,6 +66,10 @@ class ControlServer:
                     self._answer(conn)
                 except (OSError, ValueError) as exc:
                     LOG.debug("control request failed: %s", exc)
+                except Exception:
+                    LOG.exception("control request failed")
+                    with contextlib.suppress(OSError):
+                        _send(conn, {"ok": False, "error": "internal error, see the log"})
 
     def _answer(self, conn: socket.socket) -> None:
         uid = peer_uid(conn)

@@ -223,3 +223,17 @@ def test_sighup_applies_a_periodic_spacing_in_place(supervisor):
     supervisor.signal(signal.SIGHUP)
     supervisor.wait_for(lambda: supervisor.count("tick") >= 4, what="ticks every 0.2 s")
     assert len(set(supervisor.pids_with("tick"))) == 1
+
+
+def test_removing_a_fatal_manager_forgets_it(supervisor):
+    fast = {"start_retries": 0, "restart_backoff_initial": 0.1, "fail_in": "init_host"}
+    supervisor.configure({"alpha": fast, "beta": {}})
+    supervisor.start()
+    supervisor.wait_for(lambda: "manager alpha is FATAL" in supervisor.log(), what="FATAL")
+    supervisor.configure({"beta": {}})
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: supervisor.count("reset") == 1, what="beta reset")
+    from tests.functional.test_ctl import ctl
+
+    supervisor.wait_for(lambda: ctl(supervisor, "status").returncode == 0, what="all RUNNING")
+    assert "alpha" not in ctl(supervisor, "status").stdout
