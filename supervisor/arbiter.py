@@ -580,13 +580,11 @@ class Arbiter(cotyledon.ServiceManager):
     def _start_worker(self, tracked: ManagerRecord, worker_id: int) -> None:  # type: ignore[override]
         """Fork one worker; forwarded signals stay blocked until its handlers exist."""
         beacon = health.Beacon()
-        started_event = self.mp_context.Event()
         previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
         try:
             child = _utils.spawn_process(
                 ManagerWorker.create_and_wait,
                 self.mp_context,
-                started_event,
                 self._services[tracked.service_id],
                 tracked.service_id,
                 worker_id,

@@ -219,15 +219,15 @@ class ManagerWorker(_service_worker.ServiceWorker):
 
     @classmethod
     def create_and_wait(  # type: ignore[override]
-        cls, started_event: Any, *args: Any, beacon: Beacon, parent_pid: int, ready_fd: int
+        cls, *args: Any, beacon: Beacon, parent_pid: int, ready_fd: int
     ) -> None:
+        """The worker process's entry point (cotyledon's, without its unused start event)."""
         # Lead a process group, so the parent can find what we leave behind if we die.
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
         die_with_parent(parent_pid)
         worker = cls(*args, beacon=beacon)
         worker.service.ready_fd = ready_fd
-        started_event.set()
         worker.wait_forever()
 
     def __init__(self, *args: Any, beacon: Beacon) -> None:
