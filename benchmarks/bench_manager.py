@@ -12,7 +12,7 @@ class BenchManager(Manager):
     """Ready after `post_start_hook`, reports `reset` and `cleanup`; does nothing else."""
 
     opts = [
-        cfg.StrOpt("probe", required=True, help="Path of the harness's datagram socket."),
+        cfg.StrOpt("probe", required=True, help="Address of the harness's probe, 127.0.0.1:PORT."),
     ]
 
     def post_start_hook(self) -> None:

@@ -1,17 +1,22 @@
-"""The harness's side of the probe: a unix datagram socket, timestamped on receipt.
+"""The harness's side of the probe: a loopback UDP socket, timestamped on receipt.
 
 A listener thread stamps each datagram with `time.monotonic()` as it arrives, so a reading
-costs the workers one `sendto()` and the harness no polling.
+costs a worker one `sendto()` and the harness no polling. UDP rather than a unix datagram
+socket: there a sender blocks once 10 datagrams wait (net.unix.max_dgram_qlen), which would
+stall workers whenever N of them report at once; a large receive buffer makes UDP's only
+failure, a drop, one that `dropped()` reports.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+SO_RCVBUFFORCE = 33  # linux/socket.h; not exported by the socket module
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,13 +65,20 @@ class Recorder:
 
 
 class Probe(Recorder):
-    """The unix datagram socket every worker reports to, `EVENT PID` per datagram."""
+    """The socket every worker reports to, one `EVENT PID` datagram per event."""
 
-    def __init__(self, path: str) -> None:
+    RECEIVE_BUFFER_BYTES = 8 * 2**20
+
+    def __init__(self) -> None:
         super().__init__()
-        self.path = path
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.bind(path)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:  # root may exceed net.core.rmem_max
+            self._sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, self.RECEIVE_BUFFER_BYTES)
+        except PermissionError:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.RECEIVE_BUFFER_BYTES)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.address = f"127.0.0.1:{self.port}"
         self._closed = False
         self._thread = threading.Thread(target=self._listen, name="probe", daemon=True)
         self._thread.start()
@@ -77,22 +89,30 @@ class Probe(Recorder):
                 data = self._sock.recv(256)
             except OSError:
                 return
-            if not data:  # shut down by close()
+            if not data:  # the empty datagram of close()
                 return
             kind, _, pid = data.decode(errors="replace").partition(" ")
             if pid.isdigit():
                 self.record(kind, int(pid))
 
+    def dropped(self) -> int:
+        """Datagrams the kernel dropped for a full receive buffer (/proc/net/udp)."""
+        local = f"0100007F:{self.port:04X}"
+        for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] == local:
+                return int(fields[-1])
+        return 0
+
     def close(self) -> None:
-        """Unbind; workers still sending get ECONNREFUSED, which they ignore."""
+        """Stop listening; workers still sending lose their datagrams, which they ignore."""
         if self._closed:
             return
         self._closed = True
-        self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as waker:
+            waker.sendto(b"", ("127.0.0.1", self.port))
         self._thread.join(timeout=5)
-        if os.path.exists(self.path):
-            os.unlink(self.path)
+        self._sock.close()
 
 
 def first_by_pid(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import procs, scale
+from benchmarks import procs, scale, targets
 from benchmarks.probe import Probe
 from benchmarks.scenarios import Result, measure
 from benchmarks.targets import CACHE, REPO, TARGETS, Supervisord
@@ -49,8 +49,11 @@ METRICS = [
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # Explicitly: a shell starts background jobs with SIGINT ignored, which Python keeps.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     procs.become_subreaper()
+    targets.compile_sources()
     try:
         if args.scale:
             print(scale.render(scale.check(args.scale_workers)))
@@ -91,7 +94,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
+def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
@@ -102,7 +105,7 @@ def _run(args: argparse.Namespace) -> dict[str, dict[int, list[Result]]]:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mgr-bench-") as tmp:
         workdir = Path(tmp)
-        probe = Probe(str(workdir / "probe.sock"))
+        probe = Probe()
         try:
             for size in args.sizes:
                 repeats = args.large_repeats if size >= 100 else args.repeats
@@ -113,6 +116,8 @@ def _run(args: argparse.Namespace) -> dict[str, dict[int, list[Result]]]:
                         results[name][size].append(result)
                         _progress(name, size, repeat, result, time.monotonic() - started)
         finally:
+            if probe.dropped():
+                print(f"WARNING: the probe dropped {probe.dropped()} datagram(s)", file=sys.stderr)
             probe.close()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(

@@ -75,7 +75,7 @@ def measure(target_cls: type[Target], workers: int, probe: Probe, workdir: Path)
 def _lifecycle(target: Target, workers: int, probe: Probe, result: Result) -> None:
     since = probe.mark()
     launched = time.monotonic()
-    target.start(workers, probe.path)
+    target.start(workers, probe.address)
     ready = _wait_ready(target, probe, since, workers)
     result.startup = max(ready.values()) - launched
 
@@ -148,7 +148,7 @@ def _stop(target: Target, probe: Probe, result: Result, timed: bool) -> None:
 def _parent_kill(target: Target, workers: int, probe: Probe, result: Result) -> None:
     """SIGKILL the parent: how many workers are still alive SURVIVAL_SECONDS later."""
     since = probe.mark()
-    target.start(workers, probe.path)
+    target.start(workers, probe.address)
     _wait_ready(target, probe, since, workers)
     time.sleep(PAUSE_SECONDS)
     orphaned = target.workers()
