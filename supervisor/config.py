@@ -65,7 +65,9 @@ supervisor_opts = [
     cfg.ListOpt(
         "enabled_managers",
         default=[],
-        help="Names of the managers to run; each needs a [manager:NAME] section.",
+        mutable=True,
+        help="Names of the managers to run; each needs a [manager:NAME] section. On SIGHUP, "
+        "added managers start and removed ones stop.",
     ),
     cfg.StrOpt(
         "control_socket",
@@ -86,8 +88,9 @@ def manager_common_opts() -> list[cfg.Opt]:
             "workers",
             default=1,
             min=1,
+            mutable=True,
             help="Number of worker processes of the manager. In [supervisor]: the default "
-            "for every manager.",
+            "for every manager. On SIGHUP, missing worker ids start and the highest ones stop.",
         ),
         cfg.IntOpt(
             "periodic_interval_max",
