@@ -21,8 +21,8 @@ from benchmarks import procs
 from benchmarks.probe import Event, Probe, first_by_pid, nth
 from benchmarks.targets import Target
 
-SETTLE_SECONDS = 2.0  # after startup: supervisord's startsecs=1 must pass before a kill
-PAUSE_SECONDS = 1.0  # between two measurements, so the tail of one does not overlap the next
+SETTLE_SECONDS = 1.0  # after startup, before the idle window
+PAUSE_SECONDS = 0.5  # between two measurements, so the tail of one does not overlap the next
 IDLE_SECONDS = 10.0
 SURVIVAL_SECONDS = 2.0
 RESTART_TIMEOUT = 15.0
