@@ -145,6 +145,7 @@ class Arbiter(cotyledon.ServiceManager):
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._snapshot_path = os.path.join(conf.state_path, "config-snapshot.json")
         self._pending_restarts: set[str] = set()
+        self._supervision_parked = threading.Event()
         self._started_at = time.monotonic()
         for spec in specs:
             self._add_manager(spec)
@@ -211,19 +212,25 @@ class Arbiter(cotyledon.ServiceManager):
     # -- supervision thread: reap → health → start what is due
 
     def _child_supervisor_thread(self) -> None:
-        running = True
-        while running and not self._dead.is_set():
-            select.select([self._wake_r], [], [], self._seconds_to_next_deadline())
-            with contextlib.suppress(BlockingIOError):
-                os.read(self._wake_r, 4096)
-            if self._dead.is_set():
-                return
-            try:
-                running = self._supervise_once()
-            except Exception:
-                LOG.exception("internal error in the supervision loop: stopping")
-                self._request_exit(1)
-                return
+        try:
+            running = True
+            while running and not self._dead.is_set():
+                select.select([self._wake_r], [], [], self._seconds_to_next_deadline())
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+                if self._dead.is_set():
+                    return
+                try:
+                    running = self._supervise_once()
+                except Exception:
+                    LOG.exception("internal error in the supervision loop: stopping")
+                    self._request_exit(1)
+                    return
+        finally:
+            self._supervision_parked.set()
+            # Park, never return: PR_SET_PDEATHSIG fires when the thread that forked a
+            # worker exits, and it must fire only when the parent itself dies.
+            threading.Event().wait()
 
     def _supervise_once(self) -> bool:
         """One pass: reap, reload, overdue stops, health, settle, start, log states.
@@ -619,7 +626,7 @@ class Arbiter(cotyledon.ServiceManager):
         self._dead.set()
         self._wake()
         if self._child_supervisor is not None:
-            self._child_supervisor.join()
+            self._supervision_parked.wait()
         workers = [record.process for record in self._workers.values()]
         LOG.info(
             "stopping: SIGTERM to %d worker(s) (graceful_shutdown_timeout=%ss)",

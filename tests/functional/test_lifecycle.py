@@ -85,6 +85,8 @@ def test_sigterm_cleans_up_every_worker_once_and_leaves_nothing(supervisor):
     assert supervisor.stop() == 0
     assert sorted(supervisor.pids_with("cleanup_host")) == sorted(workers)
     assert supervisor.leftovers() == []
+    # One SIGTERM each: the parent-death signal must not fire while the parent lives.
+    assert supervisor.log().count("Caught SIGTERM signal") == 3
 
 
 def test_sigint_to_a_worker_is_ignored(supervisor):
