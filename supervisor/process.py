@@ -91,8 +91,33 @@ def send_each(processes: Iterable[psutil.Process], sig: int) -> None:
             pass
 
 
+def has_children() -> bool:
+    """Whether this process has any child, cheaply: no scan of every process in /proc.
+
+    Reads /proc/self/task/*/children (Linux 3.5+); where that is missing, says True so
+    the caller falls back to psutil's full scan.
+    """
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return True
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/children", "rb") as stream:
+                if stream.read().strip():
+                    return True
+        except FileNotFoundError:
+            if tid == str(os.getpid()):
+                return True  # no such file even for the main thread: not supported
+        except OSError:
+            return True
+    return False
+
+
 def terminate_descendants(label: str, grace: float = DESCENDANT_GRACE_SECONDS) -> None:
     """Stop what this process started that still runs: SIGTERM, `grace` seconds, SIGKILL."""
+    if not has_children():
+        return
     children = psutil.Process().children(recursive=True)
     if not children:
         return
