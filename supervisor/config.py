@@ -433,61 +433,6 @@ def load(
     return conf, validate(conf)
 
 
-# -- snapshots: how a reload reaches the workers
-
-Snapshot = dict[str, dict[str, tuple[object, bool]]]
-
-
-def _section_opts(section: str, spec: ManagerSpec | None = None) -> list[cfg.Opt]:
-    if section == "DEFAULT":
-        return default_opts
-    if section == SUPERVISOR_GROUP:
-        return supervisor_opts + manager_common_opts()
-    assert spec is not None
-    return manager_section_opts() + list(getattr(spec.manager_class, "opts", []))
-
-
-def snapshot(conf: cfg.ConfigOpts, specs: list[ManagerSpec]) -> Snapshot:
-    """Every value of a validated config that the supervisor and its managers read.
-
-    `{section: {option: (value, mutable)}}`. Workers apply this, not the files, so each
-    applies exactly what the parent validated even if the files change again meanwhile.
-    """
-    result: Snapshot = {
-        "DEFAULT": {opt.dest: (conf[opt.dest], opt.mutable) for opt in default_opts},
-        SUPERVISOR_GROUP: {
-            opt.dest: (conf[SUPERVISOR_GROUP][opt.dest], opt.mutable)
-            for opt in _section_opts(SUPERVISOR_GROUP)
-        },
-    }
-    result["DEFAULT"]["debug"] = (conf.debug, True)
-    for spec in specs:
-        values = conf[spec.section]
-        result[spec.section] = {
-            opt.dest: (values[opt.dest], opt.mutable) for opt in _section_opts(spec.section, spec)
-        }
-    return result
-
-
-def apply_snapshot(
-    conf: cfg.ConfigOpts, snap: Snapshot, sections: list[str], mutable_only: bool
-) -> list[str]:
-    """Put a snapshot's values in force in `conf`; returns what changed, for the log."""
-    changes = []
-    for section in sections:
-        group = None if section == "DEFAULT" else section
-        for name, (value, mutable) in snap.get(section, {}).items():
-            if mutable_only and not mutable:
-                continue
-            current = conf[name] if group is None else conf[group][name]
-            if current != value:
-                conf.set_override(name, value, group)
-                changes.append(f"[{section}] {name} = {value!r} (was {current!r})")
-    if conf.debug != (logging.getLogger().level == logging.DEBUG):
-        logging.getLogger().setLevel(logging.DEBUG if conf.debug else logging.INFO)
-    return changes
-
-
 def adopt_manager_section(conf: cfg.ConfigOpts, spec: ManagerSpec) -> None:
     """Make the live `conf` know a [manager:NAME] section that a reload added or changed.
 

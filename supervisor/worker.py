@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import random
@@ -26,11 +25,12 @@ from cotyledon import _service_worker, _utils
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 
-from supervisor import config
+from supervisor import snapshot
 from supervisor.config import PROJECT, ManagerSpec
 from supervisor.health import Beacon
 from supervisor.manager import Manager
 from supervisor.process import die_with_parent, terminate_descendants
+from supervisor.snapshot import SnapshotStore
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -47,11 +47,12 @@ class HookFailed(Exception):
 class ManagerService(cotyledon.Service):
     """Hosts one Manager: startup hooks, the periodic loop, reset on SIGHUP, cleanup on stop."""
 
-    def __init__(self, worker_id: int, spec: ManagerSpec, snapshot_path: str) -> None:
+    def __init__(self, worker_id: int, spec: ManagerSpec, snapshots: SnapshotStore) -> None:
         super().__init__(worker_id)
         self.name = spec.name
         self.spec = spec
-        self.snapshot_path = snapshot_path
+        self.snapshots = snapshots
+        self.snapshot_generation = 0  # the one in force here; set at fork
         self.manager: Manager | None = None
         self.phase = "starting"
         self.beacon = Beacon()  # replaced by the one shared with the parent
@@ -179,15 +180,16 @@ class ManagerService(cotyledon.Service):
     def _apply_reload(self) -> None:
         """Put the parent's validated snapshot in force (mutable options), then reset()."""
         self._set_phase("reload")
-        try:
-            with open(self.snapshot_path, encoding="utf-8") as stream:
-                snap = json.load(stream)
-        except (OSError, ValueError) as exc:
-            LOG.error("%s: cannot read the reloaded config, keeping mine: %s", self.label, exc)
-            return
-        sections = ["DEFAULT", self.spec.section]
-        for change in config.apply_snapshot(CONF, snap, sections, mutable_only=True):
-            LOG.info("%s: %s", self.label, change)
+        if self.snapshots.generation != self.snapshot_generation:
+            try:
+                generation, snap = self.snapshots.load()
+            except (OSError, ValueError, KeyError) as exc:
+                LOG.error("%s: cannot read the reloaded config, keeping mine: %s", self.label, exc)
+                return
+            sections = ["DEFAULT", self.spec.section]
+            for change in snapshot.apply(CONF, snap, sections, mutable_only=True):
+                LOG.info("%s: %s", self.label, change)
+            self.snapshot_generation = generation
         self._call("reset")
 
     def _cleanup(self) -> None:
@@ -219,7 +221,12 @@ class ManagerWorker(_service_worker.ServiceWorker):
 
     @classmethod
     def create_and_wait(  # type: ignore[override]
-        cls, *args: Any, beacon: Beacon, parent_pid: int, ready_fd: int
+        cls,
+        *args: Any,
+        beacon: Beacon,
+        parent_pid: int,
+        ready_fd: int,
+        snapshot_generation: int,
     ) -> None:
         """The worker process's entry point (cotyledon's, without its unused start event)."""
         # Lead a process group, so the parent can find what we leave behind if we die.
@@ -228,6 +235,7 @@ class ManagerWorker(_service_worker.ServiceWorker):
         die_with_parent(parent_pid)
         worker = cls(*args, beacon=beacon)
         worker.service.ready_fd = ready_fd
+        worker.service.snapshot_generation = snapshot_generation
         worker.wait_forever()
 
     def __init__(self, *args: Any, beacon: Beacon) -> None:

@@ -154,7 +154,11 @@ def test_a_second_supervisor_on_the_same_socket_is_refused(supervisor, tmp_path)
     supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 1, what="ready")
     from tests.functional.test_bad_config import run_supervisor
 
+    snapshot = os.path.join(supervisor.state_path, "config-snapshot.json")
+    before = os.stat(snapshot)
     result = run_supervisor(tmp_path, "--config-file", str(supervisor.config_file))
     assert result.returncode == 78
     assert "another supervisor is running" in result.stderr
     assert supervisor.count("init_host") == 1
+    after = os.stat(snapshot)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 
 from tests.functional.conftest import TESTS_DIR
@@ -11,7 +10,10 @@ SHIPPED = TESTS_DIR.parent / "etc" / "mgr-supervisor" / "mgr-supervisor.conf"
 
 
 def test_the_default_config_runs_two_demo_workers(supervisor):
-    shutil.copy(SHIPPED, supervisor.config_file)
+    text = SHIPPED.read_text()
+    assert "state_path = /tmp/mgr-supervisor\n" in text
+    # Its own state_path, so that a supervisor the developer runs meanwhile is not in the way.
+    supervisor.config_file.write_text(text.replace("/tmp/mgr-supervisor", supervisor.state_path))
     supervisor.start()
     supervisor.wait_for(lambda: supervisor.log().count(": ready") == 2, what="2 ready workers")
     supervisor.wait_for(
