@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     targets.compile_sources()
     try:
         if args.scale:
+            print(describe_machine())
             print(scale.render(scale.check(args.scale_workers)))
             return 0
         results = _run(args)
