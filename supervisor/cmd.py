@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import logging
 import signal
@@ -39,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{config.PROJECT}: config OK: {len(specs)} manager(s): {summary}")
         return EXIT_OK
     oslo_log.setup(conf, config.PROJECT)
+    # `kill -USR2` prints every thread's stack to stderr, in the parent and in any worker.
+    faulthandler.register(signal.SIGUSR2, file=sys.stderr, all_threads=True)
 
     from supervisor.arbiter import Arbiter
 

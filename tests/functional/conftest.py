@@ -195,7 +195,11 @@ def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
             try:
                 run.proc.wait(15)
             except subprocess.TimeoutExpired:
-                pass
+                subprocess.run(
+                    ["/tmp/dev/bin/py-spy", "dump", "--pid", str(run.pid)],
+                    stdout=open("/tmp/hang-dump.txt", "w"),
+                    stderr=subprocess.STDOUT,
+                )
         left = run.leftovers()
     finally:
         run.kill_everything()

@@ -53,6 +53,7 @@ class EventManager(Manager):
 
     def init_host(self) -> None:
         self.set_periodic_spacing("tick", self.configuration.tick_spacing)
+        self._record("environ", "NOTIFY_SOCKET=" + os.environ.get("NOTIFY_SOCKET", "-"))
         self._hook("init_host", self.service_name, self.host)
         if self.configuration.spawn_child:
             child = subprocess.Popen(["sleep", "300"])

@@ -86,7 +86,8 @@ def test_reload_grows_and_shrinks_a_worker_count_and_stopped_workers_stay_stoppe
 
     supervisor.configure({"alpha": {"workers": 4}})
     supervisor.signal(signal.SIGHUP)
-    supervisor.wait_for(lambda: len(titles(supervisor)) == 4, what="4 workers")
+    four = {f"mgr-supervisor: alpha worker({i})" for i in range(4)}
+    supervisor.wait_for(lambda: set(titles(supervisor)) == four, what="4 workers")
     grown = titles(supervisor)
     for title, pid in first.items():
         assert grown[title] == pid, "existing workers keep running"
@@ -94,7 +95,9 @@ def test_reload_grows_and_shrinks_a_worker_count_and_stopped_workers_stay_stoppe
 
     supervisor.configure({"alpha": {"workers": 1}})
     supervisor.signal(signal.SIGHUP)
-    supervisor.wait_for(lambda: len(titles(supervisor)) == 1, what="1 worker")
+    supervisor.wait_for(
+        lambda: list(titles(supervisor)) == ["mgr-supervisor: alpha worker(0)"], what="1 worker"
+    )
     time.sleep(1.5)
     assert list(titles(supervisor)) == ["mgr-supervisor: alpha worker(0)"]
     assert (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -78,3 +79,16 @@ def test_workers_clean_up_and_exit_when_the_parent_is_killed(supervisor):
         lambda: supervisor.count("cleanup_host") == 2, what="2 cleanups", parent_alive=False
     )
     assert supervisor.leftovers(grace=5) == []
+
+
+def test_sigusr2_dumps_the_threads_stacks_and_changes_nothing(supervisor):
+    supervisor.configure({"alpha": {"block_in": "tick"}})
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("tick-blocked"), what="a stuck tick")
+    (worker,) = supervisor.worker_titles().values()
+    supervisor.signal(signal.SIGUSR2)
+    os.kill(worker, signal.SIGUSR2)
+    supervisor.wait_for(lambda: "in _child_supervisor_thread" in supervisor.log(), what="parent")
+    supervisor.wait_for(lambda: "in _hook" in supervisor.log(), what="the worker's stuck task")
+    assert supervisor.proc.poll() is None
+    assert worker in supervisor.worker_titles().values()
