@@ -305,7 +305,7 @@ class Arbiter(cotyledon.ServiceManager):
                 LOG.info("reload: manager %s removed, stopping its workers", name)
                 tracked.removing = True
                 for record in self._workers_of(name):
-                    self._stop_worker(record, "removed", "manager removed", time.monotonic())
+                    self._ask_to_stop(record, "removed", "manager removed", time.monotonic())
         for tracked in list(self._managers.values()):
             self._forget_if_gone(tracked)
         sections = ["DEFAULT", config.SUPERVISOR_GROUP, *(spec.section for spec in specs)]
@@ -325,7 +325,7 @@ class Arbiter(cotyledon.ServiceManager):
             tracked.tracker.clear()
             for record in self._workers_of(name):
                 if record.stop_reason is None:
-                    self._stop_worker(record, "restart requested", "restart requested", now)
+                    self._ask_to_stop(record, "restart requested", "restart requested", now)
         self._pending_restarts.clear()
 
     def _reconcile(self, spec: config.ManagerSpec) -> list[WorkerRecord]:
@@ -345,7 +345,7 @@ class Arbiter(cotyledon.ServiceManager):
             tracked.removing = False
             for record in self._workers_of(spec.name):
                 if record.stop_reason is None:
-                    self._stop_worker(record, "replaced", "manager class changed", now)
+                    self._ask_to_stop(record, "replaced", "manager class changed", now)
             return []
         if spec.workers != old.workers:
             LOG.info("reload: manager %s: %d -> %d worker(s)", spec.name, old.workers, spec.workers)
@@ -353,7 +353,7 @@ class Arbiter(cotyledon.ServiceManager):
         for record in self._workers_of(spec.name):
             if record.worker_id >= spec.workers:
                 if record.stop_reason is None:
-                    self._stop_worker(record, "scaled down", "no longer wanted", now)
+                    self._ask_to_stop(record, "scaled down", "no longer wanted", now)
             elif record.stop_reason is None:
                 keep.append(record)
         return keep
@@ -433,7 +433,7 @@ class Arbiter(cotyledon.ServiceManager):
             problem = health.check(limits, snapshot, now - record.forked_at, now)
             if problem:
                 reason = "heartbeat_timeout" if snapshot.ready else "start_timeout"
-                self._stop_worker(record, reason, problem, now)
+                self._ask_to_stop(record, reason, problem, now)
             elif limits.max_rss_mb:
                 self._check_rss(record, limits.max_rss_mb, now)
 
@@ -444,9 +444,9 @@ class Arbiter(cotyledon.ServiceManager):
             return
         if rss > max_rss_mb * 2**20:
             problem = f"RSS {rss / 2**20:.1f} MiB over max_rss_mb={max_rss_mb}"
-            self._stop_worker(record, "max_rss_mb", problem, now)
+            self._ask_to_stop(record, "max_rss_mb", problem, now)
 
-    def _stop_worker(self, record: WorkerRecord, reason: str, problem: str, now: float) -> None:
+    def _ask_to_stop(self, record: WorkerRecord, reason: str, problem: str, now: float) -> None:
         """Ask one worker to stop gracefully; SIGKILL it at the graceful deadline."""
         LOG.warning("%s: %s; stopping it", record.label, problem)
         record.stop_reason = reason

@@ -113,8 +113,8 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
 
 def format_status(status: dict[str, Any]) -> str:
     """The status as two tables a person reads at a glance."""
-    managers = [("MANAGER", "STATE", "WORKERS", "RESTARTS", "LAST EXIT")]
-    workers = [("PID", "WORKER", "PHASE", "UPTIME", "RSS", "HEARTBEAT")]
+    managers: list[tuple[str, ...]] = [("MANAGER", "STATE", "WORKERS", "RESTARTS", "LAST EXIT")]
+    workers: list[tuple[str, ...]] = [("PID", "WORKER", "PHASE", "UPTIME", "RSS", "HEARTBEAT")]
     for m in status["managers"]:
         managers.append(
             (
@@ -142,7 +142,7 @@ def format_status(status: dict[str, Any]) -> str:
     return "\n\n".join([head, _table(managers), _table(workers)])
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
+def _table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows

@@ -134,7 +134,7 @@ def reap_orphans(worker_pids: set[int]) -> list[int]:
     Workers are left to multiprocessing, which reaps them itself: reaping them here would
     steal their exit statuses. Returns the pids reaped.
     """
-    reaped = []
+    reaped: list[int] = []
     while True:
         try:
             info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
