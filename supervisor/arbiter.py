@@ -488,34 +488,26 @@ class Arbiter(cotyledon.ServiceManager):
         if not self._notifier.enabled:
             return
         ready_total = wanted_total = 0
+        all_ready = True
         parts = []
         for name, tracked in self._managers.items():
             if tracked.removing:
                 continue
+            wanted = tracked.spec.workers
             ready = sum(
                 1
-                for r in self._workers_of(name)
-                if r.stop_reason is None
-                and r.worker_id < tracked.spec.workers
+                for r in self._workers.values()
+                if r.manager == name
+                and r.stop_reason is None
+                and r.worker_id < wanted
                 and r.beacon.read().ready
             )
+            all_ready = all_ready and (tracked.tracker.fatal or ready == wanted)
             ready_total += ready
-            wanted_total += tracked.spec.workers
-            state = (
-                ""
-                if tracked.state in (State.RUNNING, State.STARTING)
-                else f" {tracked.state.value}"
-            )
-            parts.append(f"{name} {ready}/{tracked.spec.workers}{state}")
+            wanted_total += wanted
+            shown = tracked.state not in (State.RUNNING, State.STARTING)
+            parts.append(f"{name} {ready}/{wanted}" + (f" {tracked.state.value}" if shown else ""))
         status = f"{ready_total}/{wanted_total} workers ready: {', '.join(parts)}"
-        all_ready = all(
-            tracked.tracker.fatal or tracked.removing or not self._missing_ids(tracked)
-            for tracked in self._managers.values()
-        ) and all(
-            r.beacon.read().ready
-            for r in self._workers.values()
-            if r.stop_reason is None and not self._managers[r.manager].tracker.fatal
-        )
         if all_ready and not self._announced_ready:
             self._announced_ready = True
             self._notifier.ready(status)
