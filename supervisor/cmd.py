@@ -14,6 +14,7 @@ from oslo_config import cfg
 from oslo_log import log as oslo_log
 
 from supervisor import config, control
+from supervisor.arbiter import Arbiter
 
 LOG = logging.getLogger(__name__)
 
@@ -33,8 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         conf, specs = config.load(args, conf=cfg.CONF)
     except config.ConfigError as exc:
-        print(f"{config.PROJECT}: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_error(str(exc))
     if conf.check_config:
         summary = ", ".join(f"{spec.name} ({spec.workers})" for spec in specs)
         print(f"{config.PROJECT}: config OK: {len(specs)} manager(s): {summary}")
@@ -43,18 +43,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `kill -USR2` prints every thread's stack to stderr, in the parent and in any worker.
     faulthandler.register(signal.SIGUSR2, file=sys.stderr, all_threads=True)
 
-    from supervisor.arbiter import Arbiter
-
     try:
         arbiter = Arbiter(args, conf, specs)
     except config.ConfigError as exc:
-        print(f"{config.PROJECT}: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_error(str(exc))
     except control.ControlError as exc:
-        print(
-            f"{config.PROJECT}: config error: [supervisor] control_socket: {exc}", file=sys.stderr
-        )
-        return EXIT_CONFIG
+        return _config_error(f"[supervisor] control_socket: {exc}")
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         arbiter.run()
@@ -64,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         LOG.exception("internal error, stopping")
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _config_error(message: str, program: str = config.PROJECT) -> int:
+    """One line on stderr, and the exit status that says "configuration error"."""
+    print(f"{program}: config error: {message}", file=sys.stderr)
+    return EXIT_CONFIG
 
 
 def _add_ctl_commands(subparsers: Any) -> None:
@@ -88,8 +88,7 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     try:
         config.parse_args(conf, list(sys.argv[1:] if argv is None else argv))
     except config.ConfigError as exc:
-        print(f"{CTL}: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _config_error(str(exc), program=CTL)
     action = conf.action
     message: dict[str, Any] = {"command": action.name}
     if action.name == "restart":
