@@ -311,7 +311,6 @@ class Arbiter(cotyledon.ServiceManager):
         sections = ["DEFAULT", config.SUPERVISOR_GROUP, *(spec.section for spec in specs)]
         for change in snapshot.apply(self._conf, snap, sections, mutable_only=False):
             LOG.info("reload: %s", change)
-        self._graceful_shutdown_timeout = self._conf.graceful_shutdown_timeout
         LOG.info("reload applied: SIGHUP to %d worker(s) to reset in place", len(to_reset))
         self._notifier.ready(f"reload applied at {time.strftime('%H:%M:%S')}")
 
