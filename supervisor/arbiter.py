@@ -1,384 +1,352 @@
-"""The parent process: cotyledon's `ServiceManager`, corrected at its seams.
+"""The parent: one thread, one loop (docs/architecture.md, "The parent's loop").
 
-cotyledon gives us the process plumbing (signal pipe, `run()`'s main loop, the child-death
-pipe, `add()`, fork through multiprocessing). Two threads, as in cotyledon, and a third that
-answers the control socket under the same lock:
-
-- the **main thread** reads signals and dispatches `handle_<signal>`; a SIGHUP is validated
-  here and handed over; a stop is run here once the supervision thread has finished;
-- the **supervision thread** (`_child_supervisor_thread`, the only thread that forks, so
-  PR_SET_PDEATHSIG fires only when the parent dies) owns the worker table. It sleeps on a
-  wake-up pipe until its next deadline, then runs one pass (`_supervise_once`).
-
-Overrides of cotyledon, each with a test that fails without it (see README):
-`_on_signal_received`, `_reload`, `_shutdown`, `_start_worker`,
-`_child_supervisor_thread` (per-manager restart policy instead of one global 5 s sleep,
-and a worker that was asked to stop stays stopped).
+Shaped like gunicorn's arbiter. Signal handlers only write the signal's number to a pipe
+(`signal.set_wakeup_fd`). The loop selects on that pipe, the pipe workers write to when
+they are ready, and the control socket, with the next deadline (a backoff, a kill
+deadline, start_secs, the health tick, the watchdog) as its timeout. Each pass: read
+signals → `handle_<name>` → reap → health → start what is due → state changes → systemd.
+Workers are forked here with `os.fork()`; no other thread exists, so nothing is locked.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
-import multiprocessing.connection
 import os
-import select
+import selectors
 import signal
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import cotyledon
 import psutil
-from cotyledon import _utils
-from cotyledon import types as cotyledon_types
+import setproctitle
 from oslo_config import cfg
 
-from supervisor import config, control, health, process, snapshot, systemd
+from supervisor import config, control, health, process, snapshot, state, systemd, worker
 from supervisor.policy import RestartTracker, State
-from supervisor.worker import FORWARDED_SIGNALS, ManagerService, ManagerWorker
+from supervisor.table import RECYCLES, ManagerRecord, Table, WorkerRecord, describe_exit
 
 LOG = logging.getLogger(__name__)
 
+HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
 # How often the parent looks at beacons and RSS, when some manager sets a limit.
 HEALTH_CHECK_INTERVAL = 1.0
 
 
-@dataclasses.dataclass(eq=False)
-class WorkerRecord:
-    """One live worker process, as the parent tracks it."""
-
-    manager: str
-    worker_id: int
-    process: multiprocessing.Process
-    beacon: health.Beacon
-    forked_at: float
-    settled: bool = False  # lived past start_secs
-    stop_reason: str | None = None  # set when the supervisor asked it to stop
-    kill_at: float | None = None  # SIGKILL deadline of a requested stop
-
-    @property
-    def pid(self) -> int:
-        assert self.process.pid is not None
-        return self.process.pid
-
-    @property
-    def label(self) -> str:
-        return f"{self.manager} worker({self.worker_id}) pid {self.pid}"
-
-
-@dataclasses.dataclass(eq=False)
-class ManagerRecord:
-    """One configured manager: its spec, its restart tracker, its cotyledon service."""
-
-    spec: config.ManagerSpec
-    service_id: cotyledon_types.ServiceId
-    tracker: RestartTracker
-    last_exit: str = "-"
-    state: State = State.STARTING
-    removing: bool = False  # dropped from enabled_managers; its workers are stopping
-    restarts: int = 0
-    started_ids: set[int] = dataclasses.field(default_factory=set)
-
-
-def _worker_status(record: WorkerRecord, now: float) -> dict[str, Any]:
-    snapshot = record.beacon.read()
-    try:
-        rss_mb: float | None = psutil.Process(record.pid).memory_info().rss / 2**20
-    except psutil.NoSuchProcess:
-        rss_mb = None
-    return {
-        "worker_id": record.worker_id,
-        "pid": record.pid,
-        "phase": snapshot.phase,
-        "ready": snapshot.ready,
-        "uptime": now - record.forked_at,
-        "rss_mb": rss_mb,
-        "heartbeat_age": now - snapshot.phase_since,
-        "stopping": record.stop_reason,
-    }
-
-
-def describe_exit(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "unknown status"
-    if exitcode < 0:
-        return f"signal {_utils.signal_to_name(-exitcode)}"
-    return f"exit status {exitcode}"
-
-
-class Arbiter(cotyledon.ServiceManager):
-    """Runs every configured manager's workers and answers the signals of DESIGN.md."""
+class Arbiter:
+    """Runs every configured manager's workers and answers the signals of the architecture."""
 
     def __init__(
         self, argv: Sequence[str], conf: cfg.ConfigOpts, specs: list[config.ManagerSpec]
     ) -> None:
-        super().__init__(wait_interval=0, graceful_shutdown_timeout=conf.graceful_shutdown_timeout)
-        _utils.set_process_title(f"{config.PROJECT}: master")
-        try:
-            os.makedirs(conf.state_path, mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise config.ConfigError(
-                f"[DEFAULT] state_path: cannot create {conf.state_path}: {exc.strerror}"
-            ) from None
-        if not process.become_subreaper():
-            LOG.warning("could not become child subreaper; orphans go to init")
         self._argv = list(argv)
         self._conf = conf
-        self._stopping = False
-        self._exit_status = 0
-        self._lock = threading.Lock()
-        self._workers: dict[int, WorkerRecord] = {}
-        self._managers: dict[str, ManagerRecord] = {}
-        self._next_health_check = 0.0
-        self._pending_reload: tuple[snapshot.Snapshot, list[config.ManagerSpec]] | None = None
-        # Takes NOTIFY_SOCKET out of the environment before cotyledon's run() would say
-        # READY=1 with no worker started; `_notify_systemd` says it when it is true.
+        self._specs = specs
+        self._table = Table()
+        self._selector = selectors.DefaultSelector()
+        # Takes NOTIFY_SOCKET out of the environment, so no worker inherits it.
         self._notifier = systemd.Notifier()
-        self._announced_ready = False
-        self._next_watchdog = 0.0
-        # Written to by SIGCHLD, a reload, a stop, and by each worker when it is ready.
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._snapshots = snapshot.SnapshotStore(
             os.path.join(conf.state_path, "config-snapshot.json")
         )
-        self._pending_restarts: set[str] = set()
-        self._supervision_parked = threading.Event()
+        self._control: control.ControlServer | None = None
+        self._lock_fd = -1
+        self._signal_r, self._signal_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._ready_r, self._ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._pending_signals: list[int] = []
+        self._child_exited = False
+        self._stopping = False
+        self._exit_status = 0
+        self._announced_ready = False
+        self._next_health_check = 0.0
+        self._next_watchdog = 0.0
         self._started_at = time.monotonic()
-        for spec in specs:
-            self._add_manager(spec)
-        # Last, once the tables it reads exist; still before anything is forked, so a second
-        # supervisor on the same socket stops here.
-        self._control = control.ControlServer(conf.supervisor.control_socket, self._on_control)
-        self._snapshots.publish(snapshot.take(conf, specs))
+        self._pid = os.getpid()
+        self._session = os.getsid(0)
 
-    def _add_manager(self, spec: config.ManagerSpec) -> None:
-        args = (spec, self._snapshots)
-        service_id = self.add(ManagerService, workers=spec.workers, args=args)
-        self._managers[spec.name] = ManagerRecord(spec, service_id, RestartTracker(spec.policy))
-        LOG.info("manager %s: %s, %d worker(s)", spec.name, spec.manager_class, spec.workers)
+    # -- the loop
 
-    def _wake(self) -> None:
-        """Make the supervision thread run a pass now."""
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_w, b"w")
+    def run(self) -> int:
+        """Set up (a ConfigError or ControlError here means nothing was forked), then loop."""
+        self._set_up()
+        try:
+            while not self._stopping:
+                self._run_pass()
+            self._stop_workers()
+        except Exception:
+            LOG.exception("internal error in the supervision loop: stopping the workers")
+            self._exit_status = 1
+            self._stop_workers()
+        finally:
+            self._tear_down()
+        return self._exit_status
 
-    # -- signals (main thread): one dispatch table
-
-    def _on_signal_received(self, sig: int) -> None:
-        handler = {
-            signal.SIGHUP: self.handle_hup,
-            signal.SIGTERM: self.handle_term,
-            signal.SIGINT: self.handle_int,
-            signal.SIGCHLD: self._wake,
-        }.get(sig)
-        if handler is None:
-            LOG.debug("ignoring signal %s", _utils.signal_to_name(sig))
-        else:
-            handler()
-
-    def handle_hup(self) -> None:
-        self._reload()
-
-    def handle_term(self) -> None:
-        self._shutdown()
-
-    def handle_int(self) -> None:
-        """The first SIGINT stops gracefully; `_wait_for_exit` answers a second one."""
-        self._shutdown()
-
-    # -- reload
-
-    def _reload(self) -> None:
-        """Validate a fresh copy of the config here; the supervision thread applies it.
-
-        Nothing changes unless the whole config is valid. Reloads queue up as one: only
-        the newest validated config is applied.
-        """
+    def _run_pass(self) -> None:
+        for key, mask in self._selector.select(self._seconds_to_next_deadline()):
+            key.data(mask)
+        self._handle_signals()
         if self._stopping:
             return
-        self._notifier.reloading()
-        try:
-            conf, specs = config.load(self._argv)
-        except config.ConfigError as exc:
-            LOG.error("reload rejected, still running on the old config: %s", exc)
-            self._notifier.ready(f"reload rejected at {time.strftime('%H:%M:%S')}: {exc}")
-            return
-        with self._lock:
-            self._pending_reload = (snapshot.take(conf, specs), specs)
-        self._wake()
-
-    # -- supervision thread: reap → health → start what is due
-
-    def _child_supervisor_thread(self) -> None:
-        try:
-            running = True
-            while running and not self._dead.is_set():
-                select.select([self._wake_r], [], [], self._seconds_to_next_deadline())
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 4096)
-                if self._dead.is_set():
-                    return
-                try:
-                    running = self._supervise_once()
-                except Exception:
-                    LOG.exception("internal error in the supervision loop: stopping")
-                    self._request_exit(1)
-                    return
-        finally:
-            self._supervision_parked.set()
-            # Park, never return: PR_SET_PDEATHSIG fires when the thread that forked a
-            # worker exits, and it must fire only when the parent itself dies.
-            threading.Event().wait()
-
-    def _supervise_once(self) -> bool:
-        """One pass: reap, reload, overdue stops, health, settle, start, log states.
-
-        Returns False once there is nothing left to supervise (every manager FATAL).
-        """
         now = time.monotonic()
-        with self._lock:
-            self._reap(now)
-            self._apply_pending_reload()
-            self._apply_pending_restarts(now)
-            self._enforce_kill_deadlines(now)
-            self._check_health(now)
-            self._settle(now)
-            self._start_due_workers(now)
-            self._log_state_changes(now)
-            self._notify_systemd(now)
-            all_fatal = all(m.tracker.fatal for m in self._managers.values())
-            if self._managers and all_fatal and not self._workers:
-                LOG.error("every manager is FATAL and no worker runs: exiting with status 1")
-                self._request_exit(1)
-                return False
-        return True
+        self._reap(now)
+        self._advance_restarts(now)
+        self._enforce_kill_deadlines(now)
+        self._check_health(now)
+        self._settle(now)
+        self._start_due_workers(now)
+        self._log_state_changes(now)
+        self._notify_systemd(now)
+        self._exit_if_every_manager_is_fatal()
+
+    def _set_up(self) -> None:
+        state_path = self._conf.state_path
+        try:
+            state.prepare_directory(state_path)
+            self._lock_fd = state.acquire_lock(state_path)
+        except state.StateError as exc:
+            raise config.ConfigError(f"[DEFAULT] state_path: {exc}") from None
+        setproctitle.setproctitle(f"{config.PROJECT}: master")
+        if not process.become_subreaper():
+            LOG.warning("could not become child subreaper; orphans go to init")
+        self._control = control.ControlServer(
+            self._conf.supervisor.control_socket, self._on_control, self._selector
+        )
+        try:
+            self._snapshots.publish(snapshot.take(self._conf, self._specs))
+        except OSError as exc:
+            raise config.ConfigError(
+                f"[DEFAULT] state_path: cannot write the config snapshot: {exc.strerror}"
+            ) from None
+        for spec in self._specs:
+            self._add_manager(spec)
+        signal.set_wakeup_fd(self._signal_w, warn_on_full_buffer=False)
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, _wake_only)
+        self._selector.register(self._signal_r, selectors.EVENT_READ, self._read_signals)
+        self._selector.register(self._ready_r, selectors.EVENT_READ, self._drain_ready)
+        # cmd held SIGHUP blocked until now: a reload sent during start-up is handled here.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+
+    def _tear_down(self) -> None:
+        if self._table.workers:  # only after an error while stopping: never leave a worker
+            process.kill_trees(list(self._table.workers))
+        if self._control is not None:
+            self._control.close()
+        self._snapshots.remove()
+        LOG.info("stopped")
 
     def _seconds_to_next_deadline(self) -> float | None:
         now = time.monotonic()
-        with self._lock:
-            deadlines = [
-                tracked.tracker.not_before
-                for tracked in self._managers.values()
-                if not tracked.tracker.fatal and self._missing_ids(tracked)
-            ]
-            for record in self._workers.values():
-                if record.kill_at is not None:
-                    deadlines.append(record.kill_at)
-                if not record.settled:
-                    policy = self._managers[record.manager].spec.policy
-                    deadlines.append(record.forked_at + policy.start_secs)
-            if self._workers and self._health_limits_set():
-                deadlines.append(self._next_health_check)
-            if self._notifier.watchdog_interval:
-                deadlines.append(self._next_watchdog)
+        deadlines = [
+            tracked.tracker.not_before
+            for tracked in self._table.managers.values()
+            if not tracked.tracker.fatal and self._table.missing_ids(tracked)
+        ]
+        for record in self._table.workers.values():
+            if record.kill_at is not None:
+                deadlines.append(record.kill_at)
+            if not record.settled and record.ready:
+                policy = self._table.managers[record.manager].spec.policy
+                deadlines.append(record.forked_at + policy.start_secs)
+        if self._table.workers and self._health_limits_set():
+            deadlines.append(self._next_health_check)
+        if self._notifier.watchdog_interval:
+            deadlines.append(self._next_watchdog)
+        if self._control is not None and (deadline := self._control.next_deadline()):
+            deadlines.append(deadline)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - now)
 
-    def _reap(self, now: float) -> None:
-        for record in list(self._workers.values()):
-            if not record.process.is_alive():
-                self._on_worker_exit(record, now)
-        process.reap_orphans(set(self._workers))
+    # -- signals: read from the wake-up pipe, handled by name
 
-    def _apply_pending_reload(self) -> None:
-        """Apply the config diff: add, remove, resize, replace managers; SIGHUP the rest.
+    def _read_signals(self, mask: int = 0) -> None:
+        with contextlib.suppress(BlockingIOError):
+            self._pending_signals.extend(os.read(self._signal_r, 4096))
 
-        Workers are signalled first; the parent's own bookkeeping and logging come after.
-        """
-        if self._pending_reload is None:
+    def _drain_ready(self, mask: int) -> None:
+        """A worker said it is ready: the pass that follows sees it in its beacon."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._ready_r, 4096)
+
+    def _handle_signals(self) -> None:
+        pending, self._pending_signals = self._pending_signals, []
+        for number in dict.fromkeys(pending):  # once each: a burst of SIGHUPs is one reload
+            name = signal.Signals(number).name
+            handler = getattr(self, f"handle_{name[3:].lower()}", None)
+            if handler is None:
+                LOG.debug("ignoring signal %s", name)
+            else:
+                handler()
+
+    def handle_hup(self) -> None:
+        """Reload: validate first; apply the diff only if everything can be applied."""
+        if self._stopping:
             return
-        snap, specs = self._pending_reload
-        self._pending_reload = None
-        self._snapshots.publish(snap)
-        for spec in specs:
-            config.adopt_manager_section(self._conf, spec)
-        wanted = {spec.name for spec in specs}
-        to_reset = [record for spec in specs for record in self._reconcile(spec)]
+        self._reload()
+
+    def handle_term(self) -> None:
+        self._stopping = True
+
+    def handle_int(self) -> None:
+        """The first SIGINT stops gracefully; `_stop_workers` answers a second one."""
+        self._stopping = True
+
+    def handle_chld(self) -> None:
+        self._child_exited = True
+
+    # -- reload
+
+    def _reload(self) -> None:
+        """Validate into a fresh config, check it fits the running one, stage the snapshot.
+
+        Everything that can fail comes before anything changes; a failure while applying
+        is logged and every worker keeps running.
+        """
+        self._notifier.reloading()
+        rejected = None
+        try:
+            conf, specs = config.load(self._argv)
+            config.adopt_manager_sections(self._conf, specs)
+            snap = snapshot.take(conf, specs)
+            self._snapshots.stage(snap)
+        except config.ConfigError as exc:
+            rejected = str(exc)
+        except OSError as exc:
+            rejected = f"cannot write the config snapshot: {exc}"
+        if rejected is not None:  # logged outside the handler: no traceback for a bad file
+            self._reload_rejected(rejected)
+            return
+        try:
+            self._apply_reload(snap, specs)
+        except Exception:
+            LOG.exception("reload could not be applied; every worker keeps running")
+            self._say_ready_or_status(f"reload failed at {time.strftime('%H:%M:%S')}")
+            return
+        self._say_ready_or_status(f"reload applied at {time.strftime('%H:%M:%S')}")
+
+    def _reload_rejected(self, reason: str) -> None:
+        LOG.error("reload rejected, still running on the old config: %s", reason)
+        self._say_ready_or_status(f"reload rejected at {time.strftime('%H:%M:%S')}: {reason}")
+
+    def _say_ready_or_status(self, status: str) -> None:
+        """After a reload: READY=1 again, unless the first READY=1 is still to come."""
+        if self._announced_ready:
+            self._notifier.ready(status)
+        else:
+            self._notifier.status(status)
+
+    def _apply_reload(self, snap: snapshot.Snapshot, specs: list[config.ManagerSpec]) -> None:
+        """Apply the config diff: add, remove, resize, replace managers; SIGHUP the rest."""
+        sections = ["DEFAULT", config.SUPERVISOR_GROUP, *(spec.section for spec in specs)]
+        changes = snapshot.apply(self._conf, snap, sections, mutable_only=False)
+        self._snapshots.commit()
+        now = time.monotonic()
+        to_reset = [record for spec in specs for record in self._reconcile(spec, now)]
         for record in to_reset:
             process.signal_pid(record.pid, signal.SIGHUP)
-        for name, tracked in self._managers.items():
+        wanted = {spec.name for spec in specs}
+        for name, tracked in self._table.managers.items():
             if name not in wanted and not tracked.removing:
                 LOG.info("reload: manager %s removed, stopping its workers", name)
                 tracked.removing = True
-                for record in self._workers_of(name):
-                    self._ask_to_stop(record, "removed", "manager removed", time.monotonic())
-        for tracked in list(self._managers.values()):
+                for record in self._table.workers_of(name):
+                    self._ask_to_stop(record, "removed", "manager removed", now)
+        for tracked in list(self._table.managers.values()):
             self._forget_if_gone(tracked)
-        sections = ["DEFAULT", config.SUPERVISOR_GROUP, *(spec.section for spec in specs)]
-        for change in snapshot.apply(self._conf, snap, sections, mutable_only=False):
+        for change in changes:
             LOG.info("reload: %s", change)
         LOG.info("reload applied: SIGHUP to %d worker(s) to reset in place", len(to_reset))
-        self._notifier.ready(f"reload applied at {time.strftime('%H:%M:%S')}")
 
-    def _apply_pending_restarts(self, now: float) -> None:
-        """`mgr-supervisorctl restart NAME`: forgive FATAL, replace every worker gracefully."""
-        for name in self._pending_restarts:
-            tracked = self._managers.get(name)
-            if tracked is None:
-                continue
-            LOG.info("manager %s: restart requested", name)
-            tracked.tracker.clear()
-            for record in self._workers_of(name):
-                if record.stop_reason is None:
-                    self._ask_to_stop(record, "restart requested", "restart requested", now)
-        self._pending_restarts.clear()
-
-    def _reconcile(self, spec: config.ManagerSpec) -> list[WorkerRecord]:
+    def _reconcile(self, spec: config.ManagerSpec, now: float) -> list[WorkerRecord]:
         """Bring one manager in line with its new spec; return the workers to reset in place."""
-        tracked = self._managers.get(spec.name)
+        tracked = self._table.managers.get(spec.name)
         if tracked is None:
             LOG.info("reload: manager %s added", spec.name)
             self._add_manager(spec)
             return []
-        now = time.monotonic()
         old = tracked.spec
         tracked.spec = spec
         tracked.tracker = RestartTracker(spec.policy)  # a reload clears FATAL
-        self._services[tracked.service_id].args = (spec, self._snapshots)
         if tracked.removing or spec.manager_class is not old.manager_class:
-            LOG.info("reload: manager %s now runs %s, restarting it", spec.name, spec.manager_class)
+            LOG.info(
+                "reload: manager %s now runs %s, restarting it",
+                spec.name,
+                config.dotted_name(spec.manager_class),
+            )
             tracked.removing = False
-            for record in self._workers_of(spec.name):
+            for record in self._table.workers_of(spec.name):
                 if record.stop_reason is None:
                     self._ask_to_stop(record, "replaced", "manager class changed", now)
             return []
         if spec.workers != old.workers:
             LOG.info("reload: manager %s: %d -> %d worker(s)", spec.name, old.workers, spec.workers)
         keep = []
-        for record in self._workers_of(spec.name):
+        for record in self._table.workers_of(spec.name):
+            if record.stop_reason is not None:
+                continue
             if record.worker_id >= spec.workers:
-                if record.stop_reason is None:
-                    self._ask_to_stop(record, "scaled down", "no longer wanted", now)
-            elif record.stop_reason is None:
+                self._ask_to_stop(record, "scaled down", "no longer wanted", now)
+            else:
                 keep.append(record)
         return keep
 
-    def _workers_of(self, name: str) -> list[WorkerRecord]:
-        return sorted(
-            (r for r in self._workers.values() if r.manager == name),
-            key=lambda r: -r.worker_id,
+    def _add_manager(self, spec: config.ManagerSpec) -> None:
+        self._table.managers[spec.name] = ManagerRecord(spec, RestartTracker(spec.policy))
+        LOG.info(
+            "manager %s: %s, %d worker(s)",
+            spec.name,
+            config.dotted_name(spec.manager_class),
+            spec.workers,
         )
 
-    def _on_worker_exit(self, record: WorkerRecord, now: float) -> None:
-        del self._workers[record.pid]
+    def _forget_if_gone(self, tracked: ManagerRecord) -> None:
+        """A removed manager is forgotten once its last worker has exited."""
+        if tracked.removing and not self._table.workers_of(tracked.spec.name):
+            del self._table.managers[tracked.spec.name]
+
+    # -- reap: workers, then orphans
+
+    def _reap(self, now: float) -> None:
+        if not self._child_exited:
+            return
+        self._child_exited = False
+        for record in list(self._table.workers.values()):
+            try:
+                info = os.waitid(os.P_PID, record.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                LOG.error("%s is not our child any more; forgetting it", record.label)
+                self._on_worker_exit(record, 0xFF00, now)
+                continue
+            if info is None or info.si_pid == 0:
+                continue
+            # Kill what the worker left behind while its pid, so its session and group
+            # ids, still cannot be reused: only the waitpid() below releases them.
+            process.kill_group(record.pid)
+            process.kill_session_orphans(record.pid)
+            _, wait_status = os.waitpid(record.pid, 0)
+            self._on_worker_exit(record, wait_status, now)
+        process.reap_orphans(self._session)
+
+    def _on_worker_exit(self, record: WorkerRecord, wait_status: int, now: float) -> None:
+        del self._table.workers[record.pid]
+        tracked = self._table.managers[record.manager]
+        was_ready = record.ready
+        settled = record.settled or (
+            was_ready and now - record.forked_at >= tracked.spec.policy.start_secs
+        )
         record.beacon.close()
-        # Anything left in the worker's process group was orphaned by it: kill it.
-        process.kill_group(record.pid)
-        tracked = self._managers[record.manager]
-        status = describe_exit(record.process.exitcode)
+        status = describe_exit(wait_status)
         tracked.last_exit = status
         lifetime = now - record.forked_at
-        if record.stop_reason not in (None, "start_timeout"):
+        if record.stop_reason is not None and record.stop_reason not in RECYCLES:
             LOG.info("%s stopped (%s), %s", record.label, record.stop_reason, status)
             self._forget_if_gone(tracked)
             return
-        failed = record.stop_reason == "start_timeout" or tracked.tracker.is_failed_start(lifetime)
+        recycled = record.stop_reason in RECYCLES and settled
+        failed = not settled or recycled
         tracked.tracker.record_exit(now, failed)
-        policy = tracked.spec.policy
         if tracked.tracker.fatal:
             LOG.error(
                 "manager %s is FATAL: %d failed starts in a row, the last %s; "
@@ -387,27 +355,68 @@ class Arbiter(cotyledon.ServiceManager):
                 tracked.tracker.failed_starts,
                 status,
             )
+        elif recycled:
+            LOG.info(
+                "%s stopped (%s), %s; next start in %.1fs",
+                record.label,
+                record.stop_reason,
+                status,
+                tracked.tracker.delay(),
+            )
         elif failed:
             LOG.warning(
-                "%s %s after %.2fs: failed start %d (FATAL after %d); next start in %.1fs",
+                "%s %s after %.2fs%s: failed start %d (FATAL after %d); next start in %.1fs",
                 record.label,
                 status,
                 lifetime,
+                "" if was_ready else ", never ready",
                 tracked.tracker.failed_starts,
-                policy.start_retries + 1,
+                tracked.spec.policy.start_retries + 1,
                 tracked.tracker.delay(),
             )
         else:
             LOG.warning("%s %s after %.1fs; restarting it", record.label, status, lifetime)
 
-    def _forget_if_gone(self, tracked: ManagerRecord) -> None:
-        """A removed manager is forgotten once its last worker has exited."""
-        if tracked.removing and not self._workers_of(tracked.spec.name):
-            del self._managers[tracked.spec.name]
-            del self._services[tracked.service_id]
+    # -- restarts asked for with mgr-supervisorctl
+
+    def _restart_manager(self, tracked: ManagerRecord, all_at_once: bool) -> None:
+        """Forgive FATAL; replace every worker, one at a time unless `all_at_once`."""
+        LOG.info("manager %s: restart requested%s", tracked.spec.name, all_at_once * " (all)")
+        tracked.tracker.clear()
+        now = time.monotonic()
+        current = [r for r in self._table.workers_of(tracked.spec.name) if r.stop_reason is None]
+        if all_at_once:
+            for record in current:
+                self._ask_to_stop(record, "restart requested", "restart requested", now)
+            return
+        tracked.rolling = sorted(r.worker_id for r in current)
+        tracked.rolled = None
+
+    def _advance_restarts(self, now: float) -> None:
+        """A rolling restart stops the next old worker once the last replacement is ready."""
+        for tracked in self._table.managers.values():
+            if tracked.tracker.fatal or tracked.removing:
+                tracked.rolling, tracked.rolled = [], None
+            if tracked.rolled is not None:
+                if not self._is_ready(tracked.spec.name, tracked.rolled):
+                    continue
+                tracked.rolled = None
+            if tracked.rolling:
+                tracked.rolled = tracked.rolling.pop(0)
+                for record in self._table.workers_of(tracked.spec.name):
+                    if record.worker_id == tracked.rolled and record.stop_reason is None:
+                        self._ask_to_stop(record, "restart requested", "restart requested", now)
+
+    def _is_ready(self, name: str, worker_id: int) -> bool:
+        return any(
+            r.worker_id == worker_id and r.stop_reason is None and r.ready
+            for r in self._table.workers_of(name)
+        )
+
+    # -- health
 
     def _enforce_kill_deadlines(self, now: float) -> None:
-        for record in self._workers.values():
+        for record in self._table.workers.values():
             if record.kill_at is not None and now >= record.kill_at:
                 LOG.warning(
                     "%s did not stop within graceful_shutdown_timeout: killing it and its "
@@ -418,20 +427,20 @@ class Arbiter(cotyledon.ServiceManager):
                 process.kill_trees([record.pid])
 
     def _health_limits_set(self) -> bool:
-        return any(tracked.spec.limits.any for tracked in self._managers.values())
+        return any(tracked.spec.limits.any for tracked in self._table.managers.values())
 
     def _check_health(self, now: float) -> None:
         if now < self._next_health_check or not self._health_limits_set():
             return
         self._next_health_check = now + HEALTH_CHECK_INTERVAL
-        for record in list(self._workers.values()):
-            limits = self._managers[record.manager].spec.limits
+        for record in list(self._table.workers.values()):
+            limits = self._table.managers[record.manager].spec.limits
             if record.stop_reason is not None or not limits.any:
                 continue
-            snapshot = record.beacon.read()
-            problem = health.check(limits, snapshot, now - record.forked_at, now)
+            beacon = record.beacon.read()
+            problem = health.check(limits, beacon, now - record.forked_at, now)
             if problem:
-                reason = "heartbeat_timeout" if snapshot.ready else "start_timeout"
+                reason = "heartbeat_timeout" if beacon.ready else "start_timeout"
                 self._ask_to_stop(record, reason, problem, now)
             elif limits.max_rss_mb:
                 self._check_rss(record, limits.max_rss_mb, now)
@@ -451,33 +460,75 @@ class Arbiter(cotyledon.ServiceManager):
         record.stop_reason = reason
         timeout = self._conf.graceful_shutdown_timeout
         record.kill_at = now + timeout if timeout > 0 else None
-        process.signal_pid(record.pid, signal.SIGTERM)
+        process.stop_gracefully(record.pid)
 
     def _settle(self, now: float) -> None:
-        for record in self._workers.values():
-            tracked = self._managers[record.manager]
-            if not record.settled and now - record.forked_at >= tracked.spec.policy.start_secs:
+        """A worker that is ready and lived past start_secs resets its manager's count."""
+        for record in self._table.workers.values():
+            tracked = self._table.managers[record.manager]
+            if record.settled or now - record.forked_at < tracked.spec.policy.start_secs:
+                continue
+            if record.ready:
                 record.settled = True
                 tracked.tracker.record_settled()
 
-    def _missing_ids(self, tracked: ManagerRecord) -> list[int]:
-        if tracked.removing:
-            return []
-        running = {r.worker_id for r in self._workers.values() if r.manager == tracked.spec.name}
-        return [i for i in range(tracked.spec.workers) if i not in running]
+    # -- start what is due
 
     def _start_due_workers(self, now: float) -> None:
-        for tracked in self._managers.values():
+        for tracked in list(self._table.managers.values()):
             if tracked.tracker.may_start(now):
-                for worker_id in self._missing_ids(tracked):
-                    self._start_worker(tracked, worker_id)
+                for worker_id in self._table.missing_ids(tracked):
+                    self._spawn(tracked, worker_id, now)
+
+    def _spawn(self, tracked: ManagerRecord, worker_id: int, now: float) -> None:
+        """Fork one worker; forwarded signals stay blocked until its handlers exist."""
+        beacon = health.Beacon()
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, worker.FORWARDED_SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+            beacon.close()
+            LOG.error("%s worker(%d): fork failed: %s", tracked.spec.name, worker_id, exc)
+            tracked.tracker.record_exit(now, failed_start=True)
+            return
+        if pid == 0:
+            try:
+                worker.run_worker(
+                    tracked.spec,
+                    worker_id,
+                    beacon=beacon,
+                    snapshots=self._snapshots,
+                    ready_fd=self._ready_w,
+                    parent_pid=self._pid,
+                    parent_fds=self._parent_fds(),
+                )
+            finally:
+                os._exit(1)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        if worker_id in tracked.started_ids:
+            tracked.restarts += 1
+        tracked.started_ids.add(worker_id)
+        self._table.workers[pid] = WorkerRecord(
+            tracked.spec.name, worker_id, pid, beacon, time.monotonic()
+        )
+
+    def _parent_fds(self) -> list[int]:
+        """Descriptors a worker must not keep: its parent's loop, lock, socket and pipes."""
+        fds = [self._selector.fileno(), self._signal_r, self._signal_w, self._ready_r]
+        fds += [self._lock_fd, *self._notifier.fds()]
+        if self._control is not None:
+            fds += self._control.fds()
+        return fds
+
+    # -- what it says: logs, systemd
 
     def _log_state_changes(self, now: float) -> None:
-        for name, tracked in self._managers.items():
-            state = self.state_of(name, now)
-            if state is not tracked.state:
-                LOG.info("manager %s: %s -> %s", name, tracked.state.value, state.value)
-                tracked.state = state
+        for name, tracked in self._table.managers.items():
+            current = self._table.state_of(name, now, self._stopping)
+            if current is not tracked.state:
+                LOG.info("manager %s: %s -> %s", name, tracked.state.value, current.value)
+                tracked.state = current
 
     def _notify_systemd(self, now: float) -> None:
         """READY=1 once every worker of every non-FATAL manager is ready; STATUS; WATCHDOG."""
@@ -489,18 +540,11 @@ class Arbiter(cotyledon.ServiceManager):
         ready_total = wanted_total = 0
         all_ready = True
         parts = []
-        for name, tracked in self._managers.items():
+        for name, tracked in self._table.managers.items():
             if tracked.removing:
                 continue
             wanted = tracked.spec.workers
-            ready = sum(
-                1
-                for r in self._workers.values()
-                if r.manager == name
-                and r.stop_reason is None
-                and r.worker_id < wanted
-                and r.beacon.read().ready
-            )
+            ready = self._table.ready_count(tracked)
             all_ready = all_ready and (tracked.tracker.fatal or ready == wanted)
             ready_total += ready
             wanted_total += wanted
@@ -513,28 +557,14 @@ class Arbiter(cotyledon.ServiceManager):
         else:
             self._notifier.status(status)
 
-    def _request_exit(self, status: int) -> None:
-        """From the supervision thread: have the main thread stop everything."""
-        self._exit_status = status
-        process.signal_pid(os.getpid(), signal.SIGTERM)
+    def _exit_if_every_manager_is_fatal(self) -> None:
+        managers = self._table.managers.values()
+        if managers and all(m.tracker.fatal for m in managers) and not self._table.workers:
+            LOG.error("every manager is FATAL and no worker runs: exiting with status 1")
+            self._exit_status = 1
+            self._stopping = True
 
-    def state_of(self, name: str, now: float | None = None) -> State:
-        """The manager's state, derived from its tracker and its live workers."""
-        now = time.monotonic() if now is None else now
-        tracked = self._managers[name]
-        if self._stopping or tracked.removing:
-            return State.STOPPING
-        if tracked.tracker.fatal:
-            return State.FATAL
-        missing = self._missing_ids(tracked)
-        if missing and not tracked.tracker.may_start(now):
-            return State.BACKOFF
-        mine = [r for r in self._workers.values() if r.manager == name]
-        if missing or not all(r.settled for r in mine):
-            return State.STARTING
-        return State.RUNNING
-
-    # -- control socket (its own thread)
+    # -- control socket (answered from the loop)
 
     def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
         command = request["command"]
@@ -542,139 +572,66 @@ class Arbiter(cotyledon.ServiceManager):
             return {"ok": True, "status": self.status()}
         if command == "restart":
             name = request.get("manager")
-            with self._lock:
-                tracked = self._managers.get(str(name))
-                if tracked is None or tracked.removing:
-                    return {"ok": False, "error": f"no manager named {name!r}"}
-                self._pending_restarts.add(tracked.spec.name)
-            self._wake()
+            tracked = self._table.managers.get(str(name))
+            if tracked is None or tracked.removing:
+                return {"ok": False, "error": f"no manager named {name!r}"}
+            self._restart_manager(tracked, all_at_once=bool(request.get("all_at_once")))
             return {"ok": True}
-        process.signal_pid(os.getpid(), signal.SIGHUP if command == "reload" else signal.SIGTERM)
+        self._pending_signals.append(signal.SIGHUP if command == "reload" else signal.SIGTERM)
         return {"ok": True}
 
     def status(self) -> dict[str, Any]:
         """What runs, for `mgr-supervisorctl status`: managers, then each worker."""
         now = time.monotonic()
-        with self._lock:
-            managers = []
-            for name, tracked in self._managers.items():
-                workers = sorted(self._workers_of(name), key=lambda r: r.worker_id)
-                managers.append(
-                    {
-                        "name": name,
-                        "state": self.state_of(name, now).value,
-                        "running": sum(1 for r in workers if r.stop_reason is None),
-                        "wanted": 0 if tracked.removing else tracked.spec.workers,
-                        "restarts": tracked.restarts,
-                        "last_exit": tracked.last_exit,
-                        "workers": [_worker_status(r, now) for r in workers],
-                    }
-                )
-        return {"pid": os.getpid(), "uptime": now - self._started_at, "managers": managers}
+        return {
+            "pid": self._pid,
+            "uptime": now - self._started_at,
+            "managers": self._table.status(now, self._stopping),
+        }
 
-    # -- fork
+    # -- stop
 
-    def _start_worker(self, tracked: ManagerRecord, worker_id: int) -> None:  # type: ignore[override]
-        """Fork one worker; forwarded signals stay blocked until its handlers exist."""
-        beacon = health.Beacon()
-        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
-        try:
-            child = _utils.spawn_process(
-                ManagerWorker.create_and_wait,
-                self.mp_context,
-                self._services[tracked.service_id],
-                tracked.service_id,
-                worker_id,
-                self._death_detection_pipe,
-                self._hooks["new_worker"],
-                self._graceful_shutdown_timeout,
-                beacon=beacon,
-                parent_pid=os.getpid(),
-                ready_fd=self._wake_w,
-                snapshot_generation=self._snapshots.generation,
-            )
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
-        assert child.pid is not None
-        if worker_id in tracked.started_ids:
-            tracked.restarts += 1
-        tracked.started_ids.add(worker_id)
-        with contextlib.suppress(OSError):
-            os.setpgid(child.pid, child.pid)  # also in the child: whichever runs first
-        self._workers[child.pid] = WorkerRecord(
-            tracked.spec.name, worker_id, child, beacon, time.monotonic()
-        )
+    def _stop_workers(self) -> None:
+        """SIGTERM every worker; SIGKILL them with their descendants at the graceful deadline.
 
-    # -- stop (main thread, once the supervision thread has finished)
-
-    def _shutdown(self) -> None:
-        """Graceful stop: SIGTERM each worker, bounded by graceful_shutdown_timeout."""
-        if self._stopping:
-            return
-        self._stopping = True
-        timeout = self._conf.graceful_shutdown_timeout
+        A second SIGINT kills at once. The control socket closes first: a stopping
+        supervisor takes no more requests.
+        """
         self._notifier.stopping()
-        self._dead.set()
-        self._wake()
-        if self._child_supervisor is not None:
-            self._supervision_parked.wait()
-        workers = [record.process for record in self._workers.values()]
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        timeout = self._conf.graceful_shutdown_timeout
         LOG.info(
             "stopping: SIGTERM to %d worker(s) (graceful_shutdown_timeout=%ss)",
-            len(workers),
+            len(self._table.workers),
             timeout,
         )
-        self._run_hooks("terminate")
-        for child in workers:
-            process.signal_pid(child.pid, signal.SIGTERM)
-        left = self._wait_for_exit(workers, timeout)
-        if left:
-            LOG.warning(
-                "%d worker(s) still running after %ss: killing them and their descendants",
-                len(left),
-                timeout,
-            )
-            process.kill_trees(child.pid for child in left if child.pid is not None)
-        self._reap_all(workers)
-        self._control.close()
-        self._snapshots.remove()
-        LOG.info("stopped")
-        # Skip the interpreter's finalization (25-45 ms with our imports): flush the logs
-        # and go, as cotyledon's workers do.
-        logging.shutdown()
-        os._exit(self._exit_status)
-
-    def _wait_for_exit(
-        self, workers: list[multiprocessing.Process], timeout: float
-    ) -> list[multiprocessing.Process]:
-        """Wait for workers to exit; a second SIGINT cuts the wait short. Returns the rest."""
+        for record in self._table.workers.values():
+            record.stop_reason = "stopping"
+            process.stop_gracefully(record.pid)
         deadline = time.monotonic() + timeout if timeout > 0 else None
-        pending = {child.sentinel: child for child in workers}
-        while pending:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            ready = multiprocessing.connection.wait(
-                [*pending, self.signal_pipe_r], timeout=remaining
-            )
-            for handle in ready:
-                if handle == self.signal_pipe_r:
-                    if signal.SIGINT in self._read_signals():
-                        LOG.warning("second SIGINT: stopping now")
-                        return list(pending.values())
-                else:
-                    pending.pop(handle)
-        return list(pending.values())
+        killed = False
+        while self._table.workers:
+            wait = None if deadline is None or killed else max(0.0, deadline - time.monotonic())
+            for key, mask in self._selector.select(wait):  # SIGCHLD or a second SIGINT
+                key.data(mask)
+            if signal.SIGINT in self._pending_signals and not killed:
+                LOG.warning("second SIGINT: stopping now")
+                killed = True
+                process.kill_trees(list(self._table.workers))
+            self._pending_signals.clear()
+            if not killed and deadline is not None and time.monotonic() >= deadline:
+                LOG.warning(
+                    "%d worker(s) still running after %ss: killing them and their descendants",
+                    len(self._table.workers),
+                    timeout,
+                )
+                killed = True
+                process.kill_trees(list(self._table.workers))
+            self._child_exited = True
+            self._reap(time.monotonic())
 
-    def _read_signals(self) -> set[int]:
-        try:
-            return set(os.read(self.signal_pipe_r, _utils.SIGNAL_WAKEUP_FD_READ_SIZE))
-        except BlockingIOError:
-            return set()
 
-    def _reap_all(self, workers: list[multiprocessing.Process]) -> None:
-        for child in workers:
-            child.join()
-            if child.pid is not None:
-                process.kill_group(child.pid)
-        process.reap_orphans(set())
+def _wake_only(signum: int, frame: object) -> None:
+    """The signal's number reaches the loop through the wake-up fd."""

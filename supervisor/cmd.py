@@ -44,20 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     faulthandler.register(signal.SIGUSR2, file=sys.stderr, all_threads=True)
 
     try:
-        arbiter = Arbiter(args, conf, specs)
+        return Arbiter(args, conf, specs).run()
     except config.ConfigError as exc:
         return _config_error(str(exc))
     except control.ControlError as exc:
         return _config_error(f"[supervisor] control_socket: {exc}")
-    try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
-        arbiter.run()
-    except SystemExit:
-        raise
     except Exception:
         LOG.exception("internal error, stopping")
         return EXIT_FAILURE
-    return EXIT_OK
 
 
 def _config_error(message: str, program: str = config.PROJECT) -> int:
@@ -69,8 +63,13 @@ def _config_error(message: str, program: str = config.PROJECT) -> int:
 def _add_ctl_commands(subparsers: Any) -> None:
     status = subparsers.add_parser("status", help="what runs: managers, then workers")
     status.add_argument("--json", action="store_true", help="print the raw status as JSON")
-    restart = subparsers.add_parser("restart", help="clear FATAL and restart a manager")
+    restart = subparsers.add_parser(
+        "restart", help="clear FATAL and replace a manager's workers, one at a time"
+    )
     restart.add_argument("manager", help="the manager's NAME")
+    restart.add_argument(
+        "--all-at-once", action="store_true", help="stop every worker at once (an outage)"
+    )
     subparsers.add_parser("reload", help="as SIGHUP: validate the config and apply it")
     subparsers.add_parser("stop", help="as SIGTERM: stop every worker gracefully and exit")
 
@@ -93,6 +92,7 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     message: dict[str, Any] = {"command": action.name}
     if action.name == "restart":
         message["manager"] = action.manager
+        message["all_at_once"] = action.all_at_once
     try:
         answer = control.request(conf.supervisor.control_socket, message)
     except control.ControlError as exc:
@@ -104,9 +104,14 @@ def ctl_main(argv: Sequence[str] | None = None) -> int:
     if action.name != "status":
         print(f"{CTL}: {action.name}: done")
         return EXIT_OK
-    status = answer["status"]
-    print(json.dumps(status, indent=2) if action.json else format_status(status))
-    all_running = all(m["state"] == "RUNNING" for m in status["managers"])
+    try:
+        status = answer["status"]
+        text = json.dumps(status, indent=2) if action.json else format_status(status)
+        all_running = all(m["state"] == "RUNNING" for m in status["managers"])
+    except (KeyError, TypeError, ValueError) as exc:
+        print(f"{CTL}: status: unexpected answer from the supervisor: {exc!r}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(text)
     return EXIT_OK if all_running else EXIT_FAILURE
 
 
@@ -126,6 +131,8 @@ def format_status(status: dict[str, Any]) -> str:
         )
         for w in m["workers"]:
             phase = w["phase"] + (f" (stopping: {w['stopping']})" if w["stopping"] else "")
+            if w.get("process_state") == "stopped":
+                phase += " (process stopped)"
             rss = "-" if w["rss_mb"] is None else f"{w['rss_mb']:.1f}M"
             workers.append(
                 (

@@ -16,17 +16,27 @@ import os
 import socket
 from collections.abc import Sequence
 
+import cotyledon
 from oslo_config import cfg
 from oslo_log import log as oslo_log
 
 from supervisor.health import HealthLimits
+from supervisor.manager import MANAGER_SECTION_PREFIX, Manager
 from supervisor.policy import RestartPolicy
 
 LOG = logging.getLogger(__name__)
 
 PROJECT = "mgr-supervisor"
 SUPERVISOR_GROUP = "supervisor"
-MANAGER_SECTION_PREFIX = "manager:"
+
+
+def _default_state_path() -> str:
+    """root gets the FHS place; anyone else a directory of their own, never /tmp."""
+    if os.geteuid() == 0:
+        return "/var/lib/mgr-supervisor"
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(base, PROJECT)
+
 
 default_opts = [
     cfg.StrOpt(
@@ -37,9 +47,11 @@ default_opts = [
     ),
     cfg.StrOpt(
         "state_path",
-        default="/var/lib/mgr-supervisor",
-        help="Directory for the supervisor's state: the control socket and the snapshot of "
-        "the config in force. Created (mode 0700) if missing.",
+        default=_default_state_path(),
+        sample_default="/var/lib/mgr-supervisor (root) or ~/.local/state/mgr-supervisor",
+        help="Directory for the supervisor's state: its lock, the control socket and the "
+        "snapshot of the config in force. Created (mode 0700) if missing; refused if it is "
+        "not owned by the supervisor's user or is writable by group or others.",
     ),
     cfg.IntOpt(
         "graceful_shutdown_timeout",
@@ -275,17 +287,20 @@ def parse_args(
         raise ConfigError(f"{exc.config_file}: not a valid INI file: {exc.msg}") from None
 
 
-def _read(conf: cfg.ConfigOpts, raw: _RawConfig, section: str, name: str) -> object:
-    """Read one option so that a bad value is reported where it was written."""
+def _read(
+    conf: cfg.ConfigOpts, raw: _RawConfig, section: str, name: str, secret: bool = False
+) -> object:
+    """Read one option so that a bad value is reported where it was written (never a secret)."""
     group = None if section == "DEFAULT" else section
     try:
         return conf[name] if group is None else conf[group][name]
     except (ValueError, cfg.Error) as exc:
+        where = f"{raw.where(section, name)}: [{section}] {name}"
+        if secret:
+            raise ConfigError(f"{where}: invalid value (not shown: the option is secret)") from None
         value = _raw_value(raw, section, name)
         reason = str(exc).rsplit("is not valid: ", 1)[-1]
-        raise ConfigError(
-            f"{raw.where(section, name)}: [{section}] {name}: invalid value {value!r}: {reason}"
-        ) from None
+        raise ConfigError(f"{where}: invalid value {value!r}: {reason}") from None
 
 
 def _raw_value(raw: _RawConfig, section: str, name: str) -> str:
@@ -299,9 +314,7 @@ def _raw_value(raw: _RawConfig, section: str, name: str) -> str:
 
 
 def import_manager_class(path: str) -> type:
-    """Import a Manager subclass by dotted path, or explain in one line why not."""
-    from supervisor.manager import Manager
-
+    """Import a Manager (or any cotyledon.Service) subclass by dotted path, or explain why not."""
     module_name, _, class_name = path.rpartition(".")
     if not module_name:
         raise ValueError(f"{path!r} is not a dotted path (module.Class)")
@@ -312,8 +325,10 @@ def import_manager_class(path: str) -> type:
     cls = getattr(module, class_name, None)
     if cls is None:
         raise ValueError(f"module {module_name!r} has no attribute {class_name!r}")
-    if not (isinstance(cls, type) and issubclass(cls, Manager)):
-        raise ValueError(f"{path!r} is not a subclass of supervisor.manager.Manager")
+    if not (isinstance(cls, type) and issubclass(cls, (Manager, cotyledon.Service))):
+        raise ValueError(
+            f"{path!r} is not a subclass of supervisor.manager.Manager or cotyledon.Service"
+        )
     return cls
 
 
@@ -339,9 +354,9 @@ def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
             f"searched oslo.config's default paths for {PROJECT}.conf"
         )
     for opt in default_opts:
-        _read(conf, raw, "DEFAULT", opt.dest)
+        _read(conf, raw, "DEFAULT", opt.dest, opt.secret)
     for opt in supervisor_opts + manager_common_opts():
-        _read(conf, raw, SUPERVISOR_GROUP, opt.dest)
+        _read(conf, raw, SUPERVISOR_GROUP, opt.dest, opt.secret)
 
     socket_path = conf.supervisor.control_socket
     if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
@@ -389,9 +404,10 @@ def _validate_manager(conf: cfg.ConfigOpts, raw: _RawConfig, name: str) -> Manag
             f"{raw.where(section, 'manager')}: [{section}] manager: {path}.opts clashes "
             f"with a supervisor option: {exc}"
         ) from None
+    secrets = {opt.dest for opt in getattr(cls, "opts", []) if opt.secret}
     known = set()
     for opt_name in conf[section]:
-        _read(conf, raw, section, opt_name)
+        _read(conf, raw, section, opt_name, opt_name in secrets)
         known.add(opt_name)
     for key in sorted(set(raw.keys[section]) - known):
         LOG.warning(
@@ -433,20 +449,26 @@ def load(
     return conf, validate(conf)
 
 
-def adopt_manager_section(conf: cfg.ConfigOpts, spec: ManagerSpec) -> None:
-    """Make the live `conf` know a [manager:NAME] section that a reload added or changed.
+def adopt_manager_sections(conf: cfg.ConfigOpts, specs: list[ManagerSpec]) -> None:
+    """Make the live `conf` know the [manager:NAME] sections of a validated reload.
 
-    oslo.config cannot unregister options once parsed: an option of a new manager class
-    that clashes with the old class's option of the same name keeps the old definition.
+    Runs before a reload changes anything, and only adds option definitions. oslo.config
+    cannot unregister an option: a reloaded class whose option changed its definition (an
+    IntOpt become a StrOpt) is refused here, so the reload is rejected instead of failing
+    half-way.
     """
-    register_manager_opts(conf, spec.name)
-    for opt in getattr(spec.manager_class, "opts", []):
-        try:
-            conf.register_opt(opt, group=spec.section)
-        except cfg.DuplicateOptError:
-            LOG.warning(
-                "[%s] %s: %s redefines this option; restart the supervisor to apply it",
-                spec.section,
-                opt.dest,
-                spec.manager_class.__name__,
-            )
+    for spec in specs:
+        register_manager_opts(conf, spec.name)
+        for opt in getattr(spec.manager_class, "opts", []):
+            try:
+                conf.register_opt(opt, group=spec.section)
+            except cfg.DuplicateOptError:
+                raise ConfigError(
+                    f"[{spec.section}] {opt.dest}: {dotted_name(spec.manager_class)} defines "
+                    "this option differently from the running one; restart the supervisor to "
+                    "apply it"
+                ) from None
+
+
+def dotted_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"

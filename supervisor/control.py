@@ -1,8 +1,11 @@
-"""The control socket: a Unix socket in the parent that answers status, restart, reload, stop.
+"""The control socket: a Unix socket the parent's loop answers (status, restart, reload, stop).
 
 One JSON object per line and per connection. Only root and the supervisor's own user may
 talk to it (the socket is 0600, and each peer is checked with SO_PEERCRED); requests are
-looked up in a fixed table of commands, never executed or imported.
+looked up in a fixed table of commands, never executed or imported. The server never
+blocks: every socket is non-blocking and served from the parent's selector, each
+connection has its own deadline, and their number is bounded, so a slow or silent client
+delays nobody. Requests are bounded in size; replies are not.
 """
 
 from __future__ import annotations
@@ -12,15 +15,17 @@ import errno
 import json
 import logging
 import os
+import selectors
 import socket
 import struct
-import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 LOG = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 64 * 1024
+MAX_CONNECTIONS = 32
 CLIENT_TIMEOUT = 5.0
 COMMANDS = ("status", "restart", "reload", "stop")
 
@@ -37,62 +42,134 @@ def peer_uid(conn: socket.socket) -> int:
     return uid
 
 
-class ControlServer:
-    """Serves one request per connection from its own thread."""
+class _Connection:
+    """One client: what it sent so far, what is left to send it, and its deadline."""
 
-    def __init__(self, path: str, handler: Handler) -> None:
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.received = b""
+        self.reply = b""
+
+
+class ControlServer:
+    """Answers one request per connection from the parent's selector loop."""
+
+    def __init__(self, path: str, handler: Handler, selector: selectors.BaseSelector) -> None:
         self.path = path
         self._handler = handler
+        self._selector = selector
         self._sock = _bind(path)
-        self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
-        self._thread.start()
+        self._connections: dict[int, _Connection] = {}
+        selector.register(self._sock, selectors.EVENT_READ, self._accept)
+
+    def fds(self) -> list[int]:
+        """Every descriptor the server holds, for a forked worker to close."""
+        return [self._sock.fileno(), *self._connections]
+
+    def next_deadline(self) -> float | None:
+        return min((c.deadline for c in self._connections.values()), default=None)
+
+    def expire(self, now: float) -> None:
+        """Drop connections past their deadline (a client too slow to ask or to read)."""
+        for conn in list(self._connections.values()):
+            if now >= conn.deadline:
+                LOG.debug("control socket: a client took over %ss; dropped", CLIENT_TIMEOUT)
+                self._drop(conn)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
+        for conn in list(self._connections.values()):
+            self._drop(conn)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(self._sock)
         self._sock.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(CLIENT_TIMEOUT)
-                try:
-                    self._answer(conn)
-                except (OSError, ValueError) as exc:
-                    LOG.debug("control request failed: %s", exc)
-                except Exception:
-                    LOG.exception("control request failed")
-                    with contextlib.suppress(OSError):
-                        _send(conn, {"ok": False, "error": "internal error, see the log"})
-
-    def _answer(self, conn: socket.socket) -> None:
-        uid = peer_uid(conn)
+    def _accept(self, mask: int) -> None:
+        try:
+            sock, _ = self._sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        if len(self._connections) >= MAX_CONNECTIONS:
+            LOG.debug("control socket: %d connections open; refused one", MAX_CONNECTIONS)
+            sock.close()
+            return
+        sock.setblocking(False)
+        conn = _Connection(sock, time.monotonic() + CLIENT_TIMEOUT)
+        self._connections[sock.fileno()] = conn
+        uid = peer_uid(sock)
         if uid not in (0, os.geteuid()):
             LOG.warning("control socket: refused a request from uid %d", uid)
-            _send(conn, {"ok": False, "error": "permission denied"})
+            self._answer(conn, {"ok": False, "error": "permission denied"})
             return
-        request = json.loads(_read_line(conn))
-        if not isinstance(request, dict) or request.get("command") not in COMMANDS:
-            _send(conn, {"ok": False, "error": f"unknown command; use one of {COMMANDS}"})
+        self._selector.register(sock, selectors.EVENT_READ, lambda m: self._on_readable(conn))
+
+    def _on_readable(self, conn: _Connection) -> None:
+        try:
+            chunk = conn.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
             return
-        _send(conn, self._handler(request))
+        except OSError:
+            self._drop(conn)
+            return
+        conn.received += chunk
+        if b"\n" not in conn.received and chunk and len(conn.received) <= MAX_REQUEST_BYTES:
+            return
+        if len(conn.received.split(b"\n", 1)[0]) > MAX_REQUEST_BYTES:
+            self._answer(conn, {"ok": False, "error": "malformed request: too large"})
+            return
+        self._answer(conn, self._respond(conn.received.split(b"\n", 1)[0]))
+
+    def _respond(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            LOG.debug("control socket: malformed request: %s", type(exc).__name__)
+            return {"ok": False, "error": "malformed request: not a JSON object"}
+        if not isinstance(request, dict):
+            return {"ok": False, "error": "malformed request: not a JSON object"}
+        if request.get("command") not in COMMANDS:
+            return {"ok": False, "error": f"unknown command; use one of {COMMANDS}"}
+        return self._handler(request)
+
+    def _answer(self, conn: _Connection, message: dict[str, Any]) -> None:
+        conn.reply = json.dumps(message).encode() + b"\n"
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(conn.sock)
+        self._selector.register(conn.sock, selectors.EVENT_WRITE, lambda m: self._on_writable(conn))
+        self._on_writable(conn)
+
+    def _on_writable(self, conn: _Connection) -> None:
+        try:
+            sent = conn.sock.send(conn.reply)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        conn.reply = conn.reply[sent:]
+        if not conn.reply:
+            self._drop(conn)
+
+    def _drop(self, conn: _Connection) -> None:
+        self._connections.pop(conn.sock.fileno(), None)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(conn.sock)
+        conn.sock.close()
 
 
 def _bind(path: str) -> socket.socket:
+    """Listen at `path`, replacing a socket file nobody listens on any more.
+
+    The caller holds the single-instance lock; a listener found here anyway is another
+    program (a control_socket outside state_path), and is left alone.
+    """
     os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
-    if os.path.exists(path):
-        try:
-            request(path, {"command": "status"})
-        except ControlError:
-            os.unlink(path)  # stale: left by a supervisor that is gone
-        else:
-            raise ControlError(f"{path}: another supervisor is running and listening here")
+    if os.path.lexists(path):
+        if _someone_listens(path):
+            raise ControlError(f"{path}: another process is listening on this socket")
+        os.unlink(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     old_umask = os.umask(0o177)
     try:
@@ -103,40 +180,54 @@ def _bind(path: str) -> socket.socket:
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
-    sock.listen(16)
+    sock.listen(64)
+    sock.setblocking(False)
     return sock
 
 
-def _read_line(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\n" not in data:
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-        if len(data) > MAX_REQUEST_BYTES:
-            raise ValueError("request too large")
-    return data.split(b"\n", 1)[0]
-
-
-def _send(conn: socket.socket, message: dict[str, Any]) -> None:
-    conn.sendall(json.dumps(message).encode() + b"\n")
+def _someone_listens(path: str) -> bool:
+    """A connect that does not wait: refused means nobody listens; accepted or busy means one."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    probe.setblocking(False)
+    try:
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except BlockingIOError:
+        return True
+    except OSError as exc:
+        return exc.errno not in (errno.ENOTSOCK, errno.ECONNREFUSED)
+    finally:
+        probe.close()
+    return True
 
 
 def request(path: str, message: dict[str, Any], timeout: float = CLIENT_TIMEOUT) -> dict[str, Any]:
-    """Send one request to a supervisor's control socket and return its answer."""
+    """Send one request to a supervisor's control socket and return its answer (any size)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     sock.settimeout(timeout)
+    chunks: list[bytes] = []
     try:
         with sock:
             sock.connect(path)
-            _send(sock, message)
-            answer = _read_line(sock)
+            sock.sendall(json.dumps(message).encode() + b"\n")
+            while not chunks or not chunks[-1].endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
+        reason = exc.strerror or str(exc) or type(exc).__name__
         if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
             reason += " (is mgr-supervisor running?)"
         raise ControlError(f"cannot reach the supervisor at {path}: {reason}") from None
+    answer = b"".join(chunks).split(b"\n", 1)[0]
     if not answer:
         raise ControlError(f"{path}: the supervisor closed the connection without answering")
-    return json.loads(answer)
+    try:
+        reply = json.loads(answer)
+    except ValueError:
+        raise ControlError(f"{path}: the answer is not JSON") from None
+    if not isinstance(reply, dict):
+        raise ControlError(f"{path}: the answer is not a JSON object")
+    return reply

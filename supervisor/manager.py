@@ -13,9 +13,10 @@ from oslo_config import cfg
 from oslo_service import periodic_task
 from oslo_utils import importutils
 
-from supervisor.config import MANAGER_SECTION_PREFIX
-
 CONF = cfg.CONF
+
+# A manager's own options live in the config section `[manager:NAME]`.
+MANAGER_SECTION_PREFIX = "manager:"
 
 
 class Manager(periodic_task.PeriodicTasks):

@@ -1,4 +1,4 @@
-"""The restart policy of DESIGN.md as pure logic: failed starts, backoff, FATAL.
+"""The restart policy (docs/architecture.md, "Restart policy") as pure logic: backoff, FATAL.
 
 Kept free of processes and clocks so it can be unit-tested exhaustively; the arbiter feeds
 it exits and asks it when a manager may start again.

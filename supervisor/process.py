@@ -6,6 +6,7 @@ group the worker led), never the supervisor's own process group.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import logging
@@ -38,10 +39,10 @@ def become_subreaper() -> bool:
 
 
 def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
-    """Get `sig` when the parent dies (a second line behind cotyledon's pipe).
+    """Get `sig` as soon as the parent dies.
 
-    PR_SET_PDEATHSIG fires when the *thread* that forked us exits, so the parent forks from
-    a thread that lives as long as it does.
+    PR_SET_PDEATHSIG fires when the *thread* that forked us exits: the parent has one
+    thread, so that is when the parent itself dies.
     """
     _prctl(_PR_SET_PDEATHSIG, sig)
     if os.getppid() != parent_pid:
@@ -57,6 +58,12 @@ def signal_pid(pid: int | None, sig: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def stop_gracefully(pid: int) -> None:
+    """SIGTERM, then SIGCONT: a stopped process (SIGSTOP, a debugger) must see the SIGTERM."""
+    if signal_pid(pid, signal.SIGTERM):
+        signal_pid(pid, signal.SIGCONT)
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
@@ -91,59 +98,66 @@ def send_each(processes: Iterable[psutil.Process], sig: int) -> None:
             pass
 
 
-def has_children() -> bool:
-    """Whether this process has any child, cheaply: no scan of every process in /proc.
+def terminate_descendants(label: str, grace: float = DESCENDANT_GRACE_SECONDS) -> None:
+    """Stop what this process started that still runs: SIGTERM, `grace` seconds, SIGKILL."""
+    if not children():
+        return
+    descendants = psutil.Process().children(recursive=True)
+    if not descendants:
+        return
+    LOG.info("%s: terminating %d leftover child process(es)", label, len(descendants))
+    if grace > 0:
+        send_each(descendants, signal.SIGTERM)
+        _, descendants = psutil.wait_procs(descendants, timeout=grace)
+    send_each(descendants, signal.SIGKILL)
 
-    Reads /proc/self/task/*/children (Linux 3.5+); where that is missing, says True so
-    the caller falls back to psutil's full scan.
-    """
+
+def children() -> list[int]:
+    """This process's children, from /proc/self/task/*/children (no scan of all of /proc)."""
+    pids: list[int] = []
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
-        return True
+        return [child.pid for child in psutil.Process().children()]
     for tid in tasks:
         try:
             with open(f"/proc/self/task/{tid}/children", "rb") as stream:
-                if stream.read().strip():
-                    return True
-        except FileNotFoundError:
-            if tid == str(os.getpid()):
-                return True  # no such file even for the main thread: not supported
+                pids.extend(int(pid) for pid in stream.read().split())
         except OSError:
-            return True
-    return False
+            continue
+    return pids
 
 
-def terminate_descendants(label: str, grace: float = DESCENDANT_GRACE_SECONDS) -> None:
-    """Stop what this process started that still runs: SIGTERM, `grace` seconds, SIGKILL."""
-    if not has_children():
-        return
-    children = psutil.Process().children(recursive=True)
-    if not children:
-        return
-    LOG.info("%s: terminating %d leftover child process(es)", label, len(children))
-    if grace > 0:
-        send_each(children, signal.SIGTERM)
-        _, children = psutil.wait_procs(children, timeout=grace)
-    send_each(children, signal.SIGKILL)
+def session_of(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
 
 
-def reap_orphans(worker_pids: set[int]) -> list[int]:
-    """Reap exited children that are not workers (orphans re-parented to us, the subreaper).
+def kill_session_orphans(session: int) -> None:
+    """SIGKILL our live children of `session`: what a dead worker left outside its group."""
+    for pid in children():
+        if session_of(pid) == session:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
-    Workers are left to multiprocessing, which reaps them itself: reaping them here would
-    steal their exit statuses. Returns the pids reaped.
+
+def reap_orphans(own_session: int) -> list[int]:
+    """Reap exited children from another session: orphans re-parented to us, the subreaper.
+
+    Workers each lead a session of their own, so everything they leave behind is in one;
+    a child the parent started itself (a subprocess run while importing a manager) is in
+    the parent's session and is left to whoever waits for it. Returns the pids reaped.
     """
     reaped: list[int] = []
-    while True:
+    for pid in children():
+        if session_of(pid) in (None, own_session):
+            continue
         try:
-            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return reaped
-        if info is None or info.si_pid == 0 or info.si_pid in worker_pids:
-            return reaped
-        try:
-            os.waitpid(info.si_pid, 0)
+            done, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             continue
-        reaped.append(info.si_pid)
+        if done:
+            reaped.append(pid)
+    return reaped

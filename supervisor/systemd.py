@@ -30,6 +30,9 @@ class Notifier:
         self.watchdog_interval = _watchdog_interval(environ)
         self._last_status = ""
 
+    def fds(self) -> list[int]:
+        return [] if self._socket is None else [self._socket.fileno()]
+
     @property
     def enabled(self) -> bool:
         return self._socket is not None

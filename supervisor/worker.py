@@ -1,10 +1,16 @@
-"""One worker process: builds a Manager and drives its hook lifecycle (DESIGN.md, steps 1-5).
+"""One worker process: the child side of the fork, and the Manager lifecycle it hosts.
 
-cotyledon's `ServiceWorker` gives us the process plumbing (signal pipe, parent-death pipe,
-a thread for `run()` and one per signal); `ManagerService` is the cotyledon `Service` it
-hosts. Signal handlers never run hooks themselves: they set a flag and wake the loop thread,
-so a SIGHUP during `reset()` is remembered, not dropped, and only `cleanup_host()` runs off
-the loop thread, because a stop must not wait for a periodic task that is stuck.
+`run_worker()` is all the child runs after `os.fork()`: it leaves the parent's session,
+closes the parent's descriptors, installs signal handlers that only wake its main thread,
+then hosts a `cotyledon.Service` through that class's public contract — `run()` in a
+thread, `reload()` on SIGHUP, `terminate()` on SIGTERM (or when the parent dies) — and
+ends with `os._exit`. `ManagerService` is the Service that drives a Manager's hooks
+(docs/architecture.md, "The worker lifecycle"); any other `cotyledon.Service` subclass
+runs the same way and is ready once its `run()` has started.
+
+Signal handlers never run hooks: the main thread reads signal numbers from a wake-up pipe
+and calls the service, so a SIGHUP during `reset()` is remembered, not dropped, and
+`cleanup_host()` runs on the main thread while a stuck periodic task holds the other one.
 """
 
 from __future__ import annotations
@@ -14,14 +20,15 @@ import functools
 import logging
 import os
 import random
+import select
 import signal
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NoReturn
 
 import cotyledon
-from cotyledon import _service_worker, _utils
+import setproctitle
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 
@@ -35,9 +42,12 @@ from supervisor.snapshot import SnapshotStore
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
 
-# Signals the parent blocks around fork: the child unblocks them once its own handlers
-# are installed, so a signal sent to a just-forked worker is delivered, not lost.
-FORWARDED_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGALRM})
+# Blocked by the parent around fork; the child unblocks them once its handlers exist, so
+# a signal sent to a just-forked worker is delivered, not lost.
+FORWARDED_SIGNALS = frozenset(
+    {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCHLD}
+)
+_RUN_ENDED = 0  # written to the wake-up pipe by the run thread; no signal has number 0
 
 
 class HookFailed(Exception):
@@ -47,56 +57,62 @@ class HookFailed(Exception):
 class ManagerService(cotyledon.Service):
     """Hosts one Manager: startup hooks, the periodic loop, reset on SIGHUP, cleanup on stop."""
 
-    def __init__(self, worker_id: int, spec: ManagerSpec, snapshots: SnapshotStore) -> None:
+    def __init__(
+        self,
+        worker_id: int,
+        spec: ManagerSpec,
+        snapshots: SnapshotStore,
+        beacon: Beacon,
+        on_ready: Callable[[], None],
+    ) -> None:
         super().__init__(worker_id)
-        self.name = spec.name
         self.spec = spec
         self.snapshots = snapshots
-        self.snapshot_generation = 0  # the one in force here; set at fork
+        self.snapshot_generation = snapshots.generation
+        self.beacon = beacon
         self.manager: Manager | None = None
         self.phase = "starting"
-        self.beacon = Beacon()  # replaced by the one shared with the parent
-        self.ready_fd: int | None = None  # the parent's wake-up pipe
         self.label = f"{spec.name} worker({worker_id})"
+        self._on_ready = on_ready
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._reload_requested = threading.Event()
         self._init_returned = threading.Event()
+        self._init_done = threading.Event()  # init_host() returned, or run() ended before
         self._loop_exited = threading.Event()
         self._cleanup_lock = threading.Lock()
         self._cleaned_up = False
 
-    @property
-    def graceful_shutdown_timeout(self) -> int:  # type: ignore[override]
-        """Read at SIGTERM time, so a SIGHUP that changed it is honoured."""
-        return int(CONF.graceful_shutdown_timeout)
-
-    # -- cotyledon entry points (run: its own thread; reload/terminate: a thread per signal)
+    # -- the cotyledon.Service contract (run: its own thread; reload, terminate: main thread)
 
     def run(self) -> None:
         try:
             self._start()
             self._loop()
         except HookFailed:
-            if self._init_returned.is_set():
+            if self._init_returned.is_set() and not self._stopping.is_set():
                 self._cleanup()
             raise SystemExit(1) from None
         finally:
             self._loop_exited.set()
+            self._init_done.set()
 
     def reload(self) -> None:
         self._reload_requested.set()
         self._wake.set()
 
     def terminate(self) -> None:
+        """Stop the loop, then `cleanup_host()` once, even if a periodic task is stuck."""
         LOG.info("%s: stopping (in %s)", self.label, self.phase)
         self.beacon.set_phase("stopping")
         self._stopping.set()
         self._wake.set()
         # cleanup_host() is owed only once init_host() has returned; a stuck init_host()
-        # is ended by the graceful-shutdown alarm instead.
-        self._init_returned.wait()
-        timeout = self.graceful_shutdown_timeout
+        # is ended by the worker's alarm (or the parent's SIGKILL) instead.
+        self._init_done.wait()
+        if not self._init_returned.is_set():
+            return
+        timeout = CONF.graceful_shutdown_timeout
         budget = timeout / 2 if timeout > 0 else None
         if not self._loop_exited.wait(budget):
             LOG.warning(
@@ -106,7 +122,6 @@ class ManagerService(cotyledon.Service):
                 budget,
             )
         self._cleanup()
-        terminate_descendants(self.label)
 
     # -- lifecycle
 
@@ -120,14 +135,13 @@ class ManagerService(cotyledon.Service):
         self._track_periodic_tasks()
         self._call("init_host")
         self._init_returned.set()
+        self._init_done.set()
         for hook in ("pre_start_hook", "post_start_hook"):
             if self._stopping.is_set():
                 return
             self._call(hook)
         self.beacon.mark_ready("ready")
-        if self.ready_fd is not None:
-            with contextlib.suppress(OSError):
-                os.write(self.ready_fd, b"r")
+        self._on_ready()
         LOG.info("%s: ready", self.label)
 
     def _track_periodic_tasks(self) -> None:
@@ -151,7 +165,7 @@ class ManagerService(cotyledon.Service):
 
     def _loop(self) -> None:
         section = CONF[self.spec.section]
-        self._sleep(random.uniform(0, section.periodic_fuzzy_delay))
+        self._sleep("periodic_fuzzy_delay", random.uniform(0, section.periodic_fuzzy_delay))
         ctx = oslo_context.get_admin_context()
         while True:
             self._wake.clear()
@@ -167,9 +181,10 @@ class ManagerService(cotyledon.Service):
             self._set_phase("idle", time.monotonic() + idle)
             self._wake.wait(idle)
 
-    def _sleep(self, seconds: float) -> None:
-        """Sleep that a stop ends at once; a reload during it is applied afterwards."""
+    def _sleep(self, phase: str, seconds: float) -> None:
+        """A sleep that promises its end (so it is not taken for a hang) and a stop ends."""
         deadline = time.monotonic() + seconds
+        self._set_phase(phase, deadline)
         while not self._stopping.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -215,51 +230,165 @@ class ManagerService(cotyledon.Service):
             raise HookFailed from None
 
 
-class ManagerWorker(_service_worker.ServiceWorker):
-    """cotyledon's worker process with our rules: its own process group, dies with the
-    parent, SIGINT ignored, a beacon shared with the parent, a clear process title."""
+class WorkerProcess:
+    """The worker's main thread: process set-up, then signals → the service's methods."""
 
-    @classmethod
-    def create_and_wait(  # type: ignore[override]
-        cls,
-        *args: Any,
+    def __init__(
+        self,
+        spec: ManagerSpec,
+        worker_id: int,
         beacon: Beacon,
-        parent_pid: int,
+        snapshots: SnapshotStore,
         ready_fd: int,
-        snapshot_generation: int,
     ) -> None:
-        """The worker process's entry point (cotyledon's, without its unused start event)."""
-        # Lead a process group, so the parent can find what we leave behind if we die.
+        self.spec = spec
+        self.worker_id = worker_id
+        self.beacon = beacon
+        self.snapshots = snapshots
+        self.label = f"{spec.name} worker({worker_id})"
+        self._ready_fd = ready_fd
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._run_status: int | None = None
+        self.service: cotyledon.Service | None = None
+
+    def set_up(self, parent_pid: int, parent_fds: Iterable[int]) -> None:
+        """Right after fork: own session, none of the parent's fds, our signal rules."""
+        # A session of our own: the parent finds what we leave behind by it, a terminal's
+        # job control (SIGTTOU on a log line, Ctrl-C, hang-up) never reaches us.
         with contextlib.suppress(OSError):
-            os.setpgid(0, 0)
+            os.setsid()
+        for fd in parent_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        # Python-level handlers, not SIG_IGN: a caught signal is reset to its default on
+        # exec, so what a manager starts gets default dispositions (SIGINT included).
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _wake_only)
+        signal.signal(signal.SIGALRM, self._alarm)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         die_with_parent(parent_pid)
-        worker = cls(*args, beacon=beacon)
-        worker.service.ready_fd = ready_fd
-        worker.service.snapshot_generation = snapshot_generation
-        worker.wait_forever()
+        setproctitle.setproctitle(f"{PROJECT}: {self.spec.name} worker({self.worker_id})")
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
-    def __init__(self, *args: Any, beacon: Beacon) -> None:
-        super().__init__(*args)
-        # A Ctrl-C reaches the whole foreground process group; the parent coordinates it.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        self.service.beacon = beacon
-        self.title = self.service.label
-        _utils.set_process_title(f"{PROJECT}: {self.service.name} worker({self.service.worker_id})")
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED_SIGNALS)
+    def run(self) -> int:
+        """Host the service until a stop; returns the exit status."""
+        self.service = self._build()
+        if self.service is None:
+            return 1
+        threading.Thread(target=self._run_service, name="run", daemon=True).start()
+        if not isinstance(self.service, ManagerService):
+            self._mark_ready()
+        while True:
+            for number in self._wait_for_wakeups():
+                if number == signal.SIGTERM:
+                    return self._stop()
+                if number == signal.SIGHUP:
+                    LOG.debug("%s: SIGHUP", self.label)
+                    status = _call_service(self.label, self.service.reload)
+                    if status is not None:
+                        return status
+                elif number == _RUN_ENDED and self._run_status not in (None, 0):
+                    return self._run_status
 
-    def _get_graceful_shutdown_timeout(self) -> int:
-        """The worker's own alarm is a backstop one second after the parent's deadline:
-        the parent, which can still see this worker's children, does the killing."""
-        timeout = super()._get_graceful_shutdown_timeout()
-        return timeout + 1 if timeout > 0 else 0
+    def _build(self) -> cotyledon.Service | None:
+        cls = self.spec.manager_class
+        if issubclass(cls, Manager):
+            return ManagerService(
+                self.worker_id, self.spec, self.snapshots, self.beacon, self._notify_ready
+            )
+        try:
+            return cls(self.worker_id)
+        except Exception:
+            LOG.exception("%s: building %s failed", self.label, cls.__name__)
+            return None
 
-    def _alarm(self) -> None:
-        """Graceful timeout passed: cotyledon exits at once; first kill what we started."""
-        LOG.warning(
-            "%s: stop took over %ss, still in %s; killing its children and exiting",
-            self.title,
-            self._get_graceful_shutdown_timeout(),
-            self.service.phase,
-        )
-        terminate_descendants(self.title, grace=0)
-        os._exit(1)
+    def _run_service(self) -> None:
+        assert self.service is not None
+        self._run_status = _call_service(self.label, self.service.run) or 0
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, bytes([_RUN_ENDED]))
+
+    def _mark_ready(self) -> None:
+        self.beacon.mark_ready("running")
+        self._notify_ready()
+        LOG.info("%s: ready", self.label)
+
+    def _notify_ready(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._ready_fd, b"r")
+
+    def _wait_for_wakeups(self) -> bytes:
+        select.select([self._wake_r], [], [])
+        try:
+            return os.read(self._wake_r, 512)
+        except BlockingIOError:
+            return b""
+
+    def _stop(self) -> int:
+        """SIGTERM (or the parent died): terminate the service, then whatever it started."""
+        LOG.info("%s: SIGTERM received, stopping", self.label)
+        assert self.service is not None
+        timeout = self._graceful_shutdown_timeout()
+        if timeout > 0:
+            # A backstop one second after the parent's own deadline: the parent, which can
+            # still see our children, does the killing; this covers a parent that is gone.
+            signal.alarm(int(timeout) + 1)
+        status = _call_service(self.label, self.service.terminate) or 0
+        terminate_descendants(self.label)
+        return status
+
+    def _graceful_shutdown_timeout(self) -> float:
+        own = getattr(self.service, "graceful_shutdown_timeout", None)
+        return float(CONF.graceful_shutdown_timeout if own is None else own)
+
+    def _alarm(self, signum: int, frame: object) -> None:
+        """The stop overran its backstop: kill what we started and exit at once."""
+        phase = getattr(self.service, "phase", "terminate()")
+        LOG.warning("%s: stop took too long, still in %s; killing its children", self.label, phase)
+        terminate_descendants(self.label, grace=0)
+        _exit(1)
+
+
+def _wake_only(signum: int, frame: object) -> None:
+    """The signal's number reaches the main thread through the wake-up fd."""
+
+
+def _call_service(label: str, method: Callable[[], None]) -> int | None:
+    """Call one method of the service; its SystemExit code, 1 if it raised, else None."""
+    try:
+        method()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except Exception:
+        LOG.exception("%s: %s() raised", label, method.__name__)
+        return 1
+    return None
+
+
+def run_worker(
+    spec: ManagerSpec,
+    worker_id: int,
+    *,
+    beacon: Beacon,
+    snapshots: SnapshotStore,
+    ready_fd: int,
+    parent_pid: int,
+    parent_fds: Iterable[int],
+) -> NoReturn:
+    """The child's whole life after `os.fork()`; never returns into the parent's code."""
+    status = 1
+    try:
+        worker = WorkerProcess(spec, worker_id, beacon, snapshots, ready_fd)
+        worker.set_up(parent_pid, parent_fds)
+        status = worker.run()
+    except BaseException:
+        LOG.exception("%s worker(%d): internal error", spec.name, worker_id)
+    _exit(status)
+
+
+def _exit(status: int) -> NoReturn:
+    """Flush the logs and leave without the interpreter's finalization or atexit hooks."""
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+    os._exit(status)

@@ -1,4 +1,4 @@
-"""The worker lifecycle of DESIGN.md, observed through what real workers record."""
+"""The worker lifecycle (docs/architecture.md), observed through what real workers record."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_sigterm_cleans_up_every_worker_once_and_leaves_nothing(supervisor):
     assert sorted(supervisor.pids_with("cleanup_host")) == sorted(workers)
     assert supervisor.leftovers() == []
     # One SIGTERM each: the parent-death signal must not fire while the parent lives.
-    assert supervisor.log().count("Caught SIGTERM signal") == 3
+    assert supervisor.log().count("SIGTERM received") == 3
 
 
 def test_sigint_to_a_worker_is_ignored(supervisor):

@@ -10,11 +10,12 @@ SHIPPED = TESTS_DIR.parent / "etc" / "mgr-supervisor" / "mgr-supervisor.conf"
 
 
 def test_the_default_config_runs_two_demo_workers(supervisor):
-    text = SHIPPED.read_text()
-    assert "state_path = /tmp/mgr-supervisor\n" in text
-    # Its own state_path, so that a supervisor the developer runs meanwhile is not in the way.
-    supervisor.config_file.write_text(text.replace("/tmp/mgr-supervisor", supervisor.state_path))
-    supervisor.start()
+    supervisor.config_file.write_text(SHIPPED.read_text())
+    # Its own state_path (a later --config-file wins), so that a supervisor the developer
+    # runs meanwhile is not in the way.
+    override = supervisor.tmp_path / "state.conf"
+    override.write_text(f"[DEFAULT]\nstate_path = {supervisor.state_path}\n")
+    supervisor.start("--config-file", str(override))
     supervisor.wait_for(lambda: supervisor.log().count(": ready") == 2, what="2 ready workers")
     supervisor.wait_for(
         lambda: supervisor.log().count("demo: hello from the demo manager") >= 2, what="greetings"

@@ -89,6 +89,6 @@ def test_sigusr2_dumps_the_threads_stacks_and_changes_nothing(supervisor):
     os.kill(worker, signal.SIGUSR2)  # one at a time: two dumps at once interleave
     supervisor.wait_for(lambda: "in _hook" in supervisor.log(), what="the worker's stuck task")
     supervisor.signal(signal.SIGUSR2)
-    supervisor.wait_for(lambda: "in _child_supervisor_thread" in supervisor.log(), what="parent")
+    supervisor.wait_for(lambda: "in _run_pass" in supervisor.log(), what="the parent's loop")
     assert supervisor.proc.poll() is None
     assert worker in supervisor.worker_titles().values()

@@ -1,4 +1,4 @@
-"""The Manager base class API of DESIGN.md."""
+"""The Manager base class API (docs/architecture.md, "The Manager")."""
 
 from __future__ import annotations
 

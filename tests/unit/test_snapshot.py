@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 from oslo_config import cfg
 
@@ -24,10 +25,10 @@ DEMO = (
 def test_take_holds_every_value_with_its_mutability(tmp_path):
     conf, specs = load(tmp_path, DEMO)
     snap = snapshot.take(conf, specs)
-    assert snap["DEFAULT"]["graceful_shutdown_timeout"] == [7, True]
+    assert snap["DEFAULT"]["graceful_shutdown_timeout"] == [7, True, False]
     assert snap["DEFAULT"]["host"][1] is False
-    assert snap["manager:demo"]["greeting"] == ["hi", True]
-    assert snap["manager:demo"]["manager"] == ["workers.demo.DemoManager", False]
+    assert snap["manager:demo"]["greeting"] == ["hi", True, False]
+    assert snap["manager:demo"]["manager"] == ["workers.demo.DemoManager", False, False]
 
 
 def test_apply_mutable_only_leaves_the_rest(tmp_path):
@@ -57,6 +58,29 @@ def test_publish_only_when_values_change_and_share_the_generation(tmp_path):
     assert store.publish(snapshot.take(new, new_specs))
     generation, values = store.load()
     assert (store.generation, generation) == (2, 2)
-    assert values["manager:demo"]["greeting"] == ["hello", True]
+    assert values["manager:demo"]["greeting"] == ["hello", True, False]
+    assert stat.S_IMODE(os.stat(tmp_path / "snap.json").st_mode) == 0o600
     store.remove()
     assert not (tmp_path / "snap.json").exists()
+
+
+def test_a_staged_snapshot_is_not_published_until_committed(tmp_path):
+    conf, specs = load(tmp_path, DEMO)
+    store = snapshot.SnapshotStore(str(tmp_path / "snap.json"))
+    store.publish(snapshot.take(conf, specs))
+    new, new_specs = load(tmp_path, DEMO.replace("hi", "hello"))
+    store.stage(snapshot.take(new, new_specs))
+    assert (store.generation, store.load()[1]["manager:demo"]["greeting"][0]) == (1, "hi")
+    assert store.commit()
+    assert (store.generation, store.load()[1]["manager:demo"]["greeting"][0]) == (2, "hello")
+
+
+def test_a_secret_value_is_never_in_the_changes(tmp_path):
+    conf, specs = load(tmp_path, DEMO)
+    snap = snapshot.take(conf, specs)
+    snap["manager:demo"]["password"] = ["s3cr3t-new", True, True]
+    conf.register_opt(cfg.StrOpt("password", secret=True, mutable=True), group="manager:demo")
+    conf.set_override("password", "s3cr3t-old", group="manager:demo")
+    changes = snapshot.apply(conf, snap, ["manager:demo"], mutable_only=True)
+    assert changes == ["[manager:demo] password = *** (changed)"]
+    assert conf["manager:demo"].password == "s3cr3t-new"
