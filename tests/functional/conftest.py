@@ -195,11 +195,9 @@ def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
             try:
                 run.proc.wait(15)
             except subprocess.TimeoutExpired:
-                subprocess.run(
-                    ["/tmp/dev/bin/py-spy", "dump", "--pid", str(run.pid)],
-                    stdout=open("/tmp/hang-dump.txt", "w"),
-                    stderr=subprocess.STDOUT,
-                )
+                # Where is it stuck? Its stacks land in the log the failure prints.
+                run.signal(signal.SIGUSR2)
+                time.sleep(0.5)
         left = run.leftovers()
     finally:
         run.kill_everything()

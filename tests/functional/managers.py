@@ -7,10 +7,12 @@ so tests can assert on what real worker processes actually did.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import threading
 import time
 
+import cotyledon
 from oslo_config import cfg
 from oslo_service import periodic_task
 
@@ -24,39 +26,37 @@ class EventManager(Manager):
         cfg.StrOpt("block_in", default="", help="Hook that never returns."),
         cfg.StrOpt("slow_in", default="", help="Hook that sleeps slow_seconds."),
         cfg.FloatOpt("slow_seconds", default=1.0),
-        cfg.BoolOpt("spawn_child", default=False, help="Start `sleep` in init_host."),
+        cfg.BoolOpt("spawn_child", default=False, help="Start child_command in init_host."),
+        cfg.StrOpt("child_command", default="sleep 300", help="What spawn_child starts."),
         cfg.StrOpt("label", default="-", mutable=True, help="Recorded by reset()."),
         cfg.IntOpt("leak_mb", default=0, help="MiB each tick keeps for good."),
         cfg.FloatOpt("tick_spacing", default=1, mutable=True, help="Seconds between ticks."),
+        cfg.StrOpt("secret", secret=True, mutable=True, default="", help="Never to be shown."),
     ]
     leaked: list[bytearray] = []
 
     def _record(self, *words: str) -> None:
-        line = " ".join([str(os.getpid()), *words]) + "\n"
-        fd = os.open(self.configuration.event_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
+        append_event(self.configuration.event_file, *words)
 
     def _hook(self, name: str, *detail: str) -> None:
         self._record(name, *detail)
         conf = self.configuration
+        # Slow first: slow_in and fail_in on one hook make a hook that fails late.
+        if conf.slow_in == name:
+            time.sleep(conf.slow_seconds)
+            self._record(name + "-done")
         if conf.fail_in == name:
             raise RuntimeError(f"{name} failed on purpose")
         if conf.block_in == name:
             self._record(name + "-blocked")
             threading.Event().wait()
-        if conf.slow_in == name:
-            time.sleep(conf.slow_seconds)
-            self._record(name + "-done")
 
     def init_host(self) -> None:
         self.set_periodic_spacing("tick", self.configuration.tick_spacing)
         self._record("environ", "NOTIFY_SOCKET=" + os.environ.get("NOTIFY_SOCKET", "-"))
         self._hook("init_host", self.service_name, self.host)
         if self.configuration.spawn_child:
-            child = subprocess.Popen(["sleep", "300"])
+            child = subprocess.Popen(shlex.split(self.configuration.child_command))
             self._record("child", str(child.pid))
 
     def pre_start_hook(self) -> None:
@@ -86,3 +86,54 @@ class NotAManager:
 class BrokenInit(Manager):
     def __init__(self, *args: object, **kwargs: object) -> None:
         raise RuntimeError("constructor failed on purpose")
+
+
+class RetypedManager(EventManager):
+    """EventManager whose `slow_seconds` is a string: an option that changes type on reload."""
+
+    opts = [opt for opt in EventManager.opts if opt.dest != "slow_seconds"] + [
+        cfg.StrOpt("slow_seconds", default="1.0"),
+    ]
+
+
+EVENT_FILE_ENV = "MGR_TEST_EVENT_FILE"
+
+
+def append_event(path: str, *words: str) -> None:
+    """Append `<pid> <words>` to the event file in one write (workers share the file)."""
+    line = " ".join([str(os.getpid()), *words]) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def record_event(*words: str) -> None:
+    """Append to the event file named by $MGR_TEST_EVENT_FILE."""
+    append_event(os.environ[EVENT_FILE_ENV], *words)
+
+
+class EventService(cotyledon.Service):
+    """A plain cotyledon service, as aodh or ceilometer write one: no Manager, no options.
+
+    Its event file comes from $MGR_TEST_EVENT_FILE (a Service has no `self.configuration`).
+    """
+
+    name = "event-service"
+
+    def __init__(self, worker_id: int) -> None:
+        super().__init__(worker_id)
+        self._shutdown = threading.Event()
+
+    def run(self) -> None:
+        record_event("run", str(self.worker_id))
+        while not self._shutdown.wait(1):
+            pass
+
+    def reload(self) -> None:
+        record_event("reload", str(self.worker_id))  # and no exit: reloaded in place
+
+    def terminate(self) -> None:
+        record_event("terminate", str(self.worker_id))
+        self._shutdown.set()
