@@ -5,6 +5,7 @@ from __future__ import annotations
 import faulthandler
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     faulthandler.register(signal.SIGUSR2, file=sys.stderr, all_threads=True)
 
     try:
-        return Arbiter(args, conf, specs).run()
+        status = Arbiter(args, conf, specs).run()
     except config.ConfigError as exc:
         return _config_error(str(exc))
     except control.ControlError as exc:
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         LOG.exception("internal error, stopping")
         return EXIT_FAILURE
+    # Skip the interpreter's finalization (25-45 ms with our imports): flush the logs and go.
+    logging.shutdown()
+    os._exit(status)
 
 
 def _config_error(message: str, program: str = config.PROJECT) -> int:

@@ -326,7 +326,7 @@ class WorkerProcess:
             return b""
 
     def _stop(self) -> int:
-        """SIGTERM (or the parent died): terminate the service, then whatever it started."""
+        """SIGTERM (or the parent died): terminate the service; its exit status."""
         LOG.info("%s: SIGTERM received, stopping", self.label)
         assert self.service is not None
         timeout = self._graceful_shutdown_timeout()
@@ -334,9 +334,7 @@ class WorkerProcess:
             # A backstop one second after the parent's own deadline: the parent, which can
             # still see our children, does the killing; this covers a parent that is gone.
             signal.alarm(int(timeout) + 1)
-        status = _call_service(self.label, self.service.terminate) or 0
-        terminate_descendants(self.label)
-        return status
+        return _call_service(self.label, self.service.terminate) or 0
 
     def _graceful_shutdown_timeout(self) -> float:
         own = getattr(self.service, "graceful_shutdown_timeout", None)
@@ -382,6 +380,8 @@ def run_worker(
         worker = WorkerProcess(spec, worker_id, beacon, snapshots, ready_fd)
         worker.set_up(parent_pid, parent_fds)
         status = worker.run()
+        # However it ended (a stop, a hook that raised): what it started gets its grace.
+        terminate_descendants(worker.label)
     except BaseException:
         LOG.exception("%s worker(%d): internal error", spec.name, worker_id)
     _exit(status)
