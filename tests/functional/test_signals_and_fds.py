@@ -3,11 +3,18 @@ children, and none of the parent's sockets or pipes."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import pty
 import signal
+import subprocess
+import termios
+import threading
 import time
 
+from tests.functional.conftest import SCRIPT, TESTS_DIR
 from tests.functional.test_ctl import ctl
 
 
@@ -77,3 +84,44 @@ def test_workers_do_not_hold_the_control_socket_after_the_parent_dies(supervisor
     assert elapsed < 3, f"mgr-supervisorctl waited {elapsed:.1f}s on a dead supervisor's socket"
     (worker,) = supervisor.pids_with("cleanup_host")
     os.kill(worker, signal.SIGKILL)  # seen enough: no need to wait for its slow cleanup
+
+
+def test_workers_log_to_a_terminal_that_stops_background_writers(supervisor):
+    """Run from a shell with `stty tostop`: a write from a background process group of the
+    terminal's session gets SIGTTOU. Workers are in sessions of their own, so it never does."""
+    supervisor.configure({"alpha": {"workers": 2}})
+    master, slave = pty.openpty()
+    attrs = termios.tcgetattr(slave)
+    attrs[3] |= termios.TOSTOP
+    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    output: list[bytes] = []
+
+    def drain() -> None:  # a full terminal buffer would block every writer
+        with contextlib.suppress(OSError):
+            while chunk := os.read(master, 65536):
+                output.append(chunk)
+
+    def take_the_terminal() -> None:  # a login shell's set-up: a session leader with a tty
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    supervisor.proc = subprocess.Popen(
+        [str(SCRIPT), "--config-file", str(supervisor.config_file)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=take_the_terminal,
+        env=dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent)),
+        cwd=supervisor.tmp_path,
+    )
+    os.close(slave)
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        supervisor.wait_for(lambda: len(set(supervisor.pids_with("tick"))) == 2, what="2 ticking")
+        for pid in supervisor.worker_titles().values():
+            assert not proc_status(pid)["State"].startswith("T"), "a worker was stopped"
+        assert b"alpha worker(1): ready" in b"".join(output)
+        assert supervisor.stop() == 0
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(master)
