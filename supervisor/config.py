@@ -20,6 +20,7 @@ import cotyledon
 from oslo_config import cfg
 from oslo_log import log as oslo_log
 
+from supervisor import db
 from supervisor.health import HealthLimits
 from supervisor.manager import MANAGER_SECTION_PREFIX, Manager
 from supervisor.policy import RestartPolicy
@@ -61,6 +62,22 @@ default_opts = [
         help="Seconds a stopping worker gets to finish `cleanup_host()` before it is "
         "killed together with its descendants. 0 waits forever. Same name and meaning "
         "as oslo.service's option.",
+    ),
+    cfg.IntOpt(
+        "report_interval",
+        default=10,
+        min=1,
+        help="Seconds between service record heartbeats: each worker adds one to its "
+        "record's report_count and sets last_seen_up. Same name and meaning as nova's "
+        "option.",
+    ),
+    cfg.IntOpt(
+        "service_down_time",
+        default=60,
+        min=1,
+        help="Maximum seconds since a service record's last heartbeat for it to be "
+        "considered up; must be greater than report_interval. Same name and meaning as "
+        "nova's option.",
     ),
 ]
 
@@ -185,6 +202,12 @@ def manager_section_opts() -> list[cfg.Opt]:
             help="Dotted path of the Manager subclass to run (required), "
             "e.g. workers.demo.DemoManager.",
         ),
+        cfg.StrOpt(
+            "db_driver",
+            default="supervisor.db.api",
+            help="Module imported as the manager's `self.db` (smart managers, dumb data). "
+            "The default is the project's db api, on [database] connection.",
+        ),
         *manager_common_opts(),
     ]
 
@@ -198,11 +221,15 @@ SAMPLE_MANAGER_GROUP = cfg.OptGroup(
 
 
 def list_opts() -> list[tuple[str | cfg.OptGroup, list[cfg.Opt]]]:
-    """Entry point for oslo-config-generator (namespace `mgr-supervisor`)."""
+    """Entry point for oslo-config-generator (namespace `mgr-supervisor`).
+
+    `[database]` is oslo.db's options with our default connection (SQLite in state_path).
+    """
     return [
         ("DEFAULT", default_opts),
         (SUPERVISOR_GROUP, supervisor_opts + manager_common_opts()),
         (SAMPLE_MANAGER_GROUP, manager_section_opts()),
+        *db.list_opts(),
     ]
 
 
@@ -262,6 +289,7 @@ def register_static_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_cli_opts(cli_opts)
     conf.register_opts(default_opts)
     conf.register_opts(supervisor_opts + manager_common_opts(), group=SUPERVISOR_GROUP)
+    db.register_opts(conf)
     oslo_log.register_options(conf)
 
 
@@ -357,6 +385,7 @@ def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
         _read(conf, raw, "DEFAULT", opt.dest, opt.secret)
     for opt in supervisor_opts + manager_common_opts():
         _read(conf, raw, SUPERVISOR_GROUP, opt.dest, opt.secret)
+    _validate_database(conf, raw)
 
     socket_path = conf.supervisor.control_socket
     if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
@@ -377,6 +406,36 @@ def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
             f"listed more than once: {', '.join(duplicates)}"
         )
     return [_validate_manager(conf, raw, name) for name in names]
+
+
+def validate_database(conf: cfg.ConfigOpts) -> None:
+    """The [database] part of `validate()` alone (mgr-supervisor-manage, mgr-supervisorctl).
+
+    `conf` needs `default_opts` and the [database] options registered.
+    """
+    _validate_database(conf, _RawConfig(_config_files(conf)))
+
+
+def _validate_database(conf: cfg.ConfigOpts, raw: _RawConfig) -> None:
+    """[database] values, the connection URL (never printed), and the heartbeat timing."""
+    if conf.service_down_time <= conf.report_interval:
+        raise ConfigError(
+            f"{raw.where('DEFAULT', 'service_down_time')}: [DEFAULT] service_down_time: "
+            f"{conf.service_down_time} must be greater than report_interval "
+            f"({conf.report_interval}), else a service is down between two heartbeats"
+        )
+    for _group, opts in db.list_opts():
+        for opt in opts:
+            _read(conf, raw, db.DATABASE_GROUP, opt.dest, opt.secret)
+    # Imported here: SQLAlchemy is paid only by the commands that validate a config.
+    from supervisor.db import api as db_api
+
+    try:
+        db_api.connection_url(conf.database.connection)
+    except db_api.InvalidConnection as exc:
+        raise ConfigError(
+            f"{raw.where(db.DATABASE_GROUP, 'connection')}: [database] connection: {exc}"
+        ) from None
 
 
 def _validate_manager(conf: cfg.ConfigOpts, raw: _RawConfig, name: str) -> ManagerSpec:

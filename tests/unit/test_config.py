@@ -92,7 +92,7 @@ def test_unknown_keys_are_warned_about(tmp_path, caplog):
 
 def test_list_opts_covers_every_section():
     groups = {str(getattr(group, "name", group)): opts for group, opts in config.list_opts()}
-    assert set(groups) == {"DEFAULT", "supervisor", "manager:demo"}
+    assert set(groups) == {"DEFAULT", "supervisor", "manager:demo", "database"}
     assert "graceful_shutdown_timeout" in {opt.dest for opt in groups["DEFAULT"]}
     assert {"manager", "workers"} <= {opt.dest for opt in groups["manager:demo"]}
 
@@ -102,3 +102,39 @@ def test_graceful_shutdown_timeout_is_declared_once_and_mutable():
     config.register_static_opts(conf)
     opt = conf._opts["graceful_shutdown_timeout"]["opt"]
     assert opt.mutable
+
+
+def test_service_down_time_must_exceed_report_interval(tmp_path):
+    conf, _ = load(tmp_path, DEMO)
+    assert (conf.report_interval, conf.service_down_time) == (10, 60)
+    with pytest.raises(config.ConfigError) as err:
+        load(tmp_path, "[DEFAULT]\nreport_interval = 60\n" + DEMO)
+    assert str(err.value) == (
+        f"{tmp_path}/test.conf: [DEFAULT] service_down_time: 60 must be greater than "
+        "report_interval (60), else a service is down between two heartbeats"
+    )
+
+
+def test_database_options_are_validated_and_the_connection_never_shown(tmp_path):
+    conf, _ = load(tmp_path, DEMO)
+    assert conf.database.connection == f"sqlite:///{conf.state_path}/mgr-supervisor.sqlite"
+    with pytest.raises(config.ConfigError, match=r"\[database\] max_pool_size: invalid value"):
+        load(tmp_path, DEMO + "[database]\nmax_pool_size = many\n")
+    with pytest.raises(config.ConfigError) as err:
+        load(tmp_path, DEMO + "[database]\nconnection = pa55word\n")
+    assert str(err.value) == (
+        f"{tmp_path}/test.conf: [database] connection: not a database URL (dialect+driver://...)"
+    )
+    with pytest.raises(config.ConfigError) as err:
+        load(tmp_path, DEMO + "[database]\nconnection = nosuch://u:pa55word@h/x\n")
+    assert "unknown database dialect or driver 'nosuch'" in str(err.value)
+    assert "pa55word" not in str(err.value)
+
+
+def test_the_database_connection_is_secret():
+    conf = cfg.ConfigOpts()
+    config.register_static_opts(conf)
+    assert conf._groups["database"]._opts["connection"]["opt"].secret
+    assert all(
+        opt.secret for opt in dict(config.list_opts())["database"] if opt.dest == "connection"
+    )

@@ -1,0 +1,671 @@
+"""supervisor.db.api and mgr-supervisor-manage on real databases: SQLite and PostgreSQL.
+
+Every test that takes `db_conf` or `db_url` runs once per backend (see tests/dbfixtures.py).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from oslo_db import exception as db_exc
+from oslo_utils import timeutils
+
+from supervisor import db
+from supervisor.db import api, models
+from tests import dbfixtures
+
+MANAGE = Path(sys.executable).with_name("mgr-supervisor-manage")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def engine_for(url: str) -> sa.Engine:
+    """A plain engine of our own, to look at the database from outside the api."""
+    return sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+
+def tables(url: str) -> set[str]:
+    engine = engine_for(url)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def close_to_now(value: datetime.datetime, seconds: float = 5.0) -> bool:
+    return value.tzinfo is None and abs((timeutils.utcnow() - value).total_seconds()) < seconds
+
+
+# --- schema -------------------------------------------------------------------------------
+
+
+def test_ensure_schema_creates_an_empty_database(db_conf, db_url):
+    assert api.schema_version() is None
+    assert api.head_version() == "0001"
+    api.ensure_schema()
+    assert api.schema_version() == api.head_version()
+    assert {"services", "host_resources", db.VERSION_TABLE} <= tables(db_url)
+
+
+def test_ensure_schema_at_head_changes_nothing(db_conf):
+    api.ensure_schema()
+    row = api.service_create_or_update("h", "alpha", 0, 1)
+    api.ensure_schema()
+    assert api.service_get("h", "alpha", 0)["id"] == row["id"]
+
+
+def test_the_migrated_schema_is_the_models(db_conf, db_url):
+    api.sync()
+    engine = engine_for(db_url)
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(
+                conn,
+                opts={"compare_type": True, "compare_server_default": True},
+            )
+            diff = compare_metadata(context, models.Base.metadata)
+    finally:
+        engine.dispose()
+    # The version table is alembic's, not a model.
+    diff = [d for d in diff if not (d[0] == "remove_table" and d[1].name == db.VERSION_TABLE)]
+    assert diff == []
+
+
+@pytest.fixture
+def migrations_with_0002(tmp_path, monkeypatch):
+    """The shipped migrations plus a 0002 that adds a column: the database at 0001 is old."""
+    directory = tmp_path / "migrations"
+    shutil.copytree(api.MIGRATIONS_DIR, directory, ignore=shutil.ignore_patterns("__pycache__"))
+    (directory / "versions" / "0002_test.py").write_text(
+        "import sqlalchemy as sa\n"
+        "from alembic import op\n"
+        "revision = '0002'\n"
+        "down_revision = '0001'\n"
+        "branch_labels = None\n"
+        "depends_on = None\n"
+        "def upgrade():\n"
+        "    with op.batch_alter_table('services') as batch:\n"
+        "        batch.add_column(sa.Column('forced_down', sa.Boolean, nullable=True))\n"
+    )
+    monkeypatch.setattr(api, "MIGRATIONS_DIR", directory)
+
+
+def test_ensure_schema_refuses_an_older_schema_and_db_sync_upgrades_it(db_conf, db_url, request):
+    api.ensure_schema()  # at 0001, the shipped head
+    api.service_create_or_update("h", "alpha", 0, 1)
+    request.getfixturevalue("migrations_with_0002")
+
+    with pytest.raises(api.SchemaTooOld) as err:
+        api.ensure_schema()
+    message = str(err.value)
+    assert "revision 0001" in message and "needs 0002" in message
+    assert "`mgr-supervisor-manage db sync`" in message
+    assert "\n" not in message
+
+    api.sync()
+    assert api.schema_version() == "0002"
+    api.ensure_schema()
+    engine = engine_for(db_url)
+    try:
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("services")}
+    finally:
+        engine.dispose()
+    assert "forced_down" in columns
+    assert api.service_get("h", "alpha", 0)["pid"] == 1, "the upgrade kept the rows"
+
+
+def test_an_unknown_revision_is_too_new(db_conf, db_url):
+    api.ensure_schema()
+    engine = engine_for(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"UPDATE {db.VERSION_TABLE} SET version_num = '9999'"))
+    finally:
+        engine.dispose()
+    with pytest.raises(api.SchemaTooNew, match="revision 9999, unknown to this mgr-supervisor"):
+        api.ensure_schema()
+    with pytest.raises(api.SchemaTooNew):
+        api.sync()
+    assert api.schema_version() == "9999", "nothing was changed"
+
+
+def test_supervisors_starting_at_once_create_an_empty_database_once(db_conf):
+    api.dispose()
+    errors = dbfixtures.run_in_children(6, lambda i: api.ensure_schema())
+    assert errors == [None] * 6
+    assert api.schema_version() == api.head_version()
+
+
+# --- services -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def schema(db_conf):
+    api.ensure_schema()
+    return db_conf
+
+
+def test_service_create_or_update_keeps_one_row_per_worker(schema):
+    assert api.service_get("node-1", "alpha", 0) is None
+    row = api.service_create_or_update("node-1", "alpha", 0, 4242)
+    assert row["host"] == "node-1" and row["topic"] == "alpha" and row["worker_id"] == 0
+    assert row["binary"] == models.BINARY == "mgr-supervisor"
+    assert (row["pid"], row["report_count"], row["disabled"], row["stopped"]) == (
+        4242,
+        0,
+        False,
+        False,
+    )
+    assert close_to_now(row["created_at"]) and close_to_now(row["last_seen_up"])
+
+    api.service_report(row["id"])
+    api.service_set_disabled("node-1", "alpha", True, "maintenance")
+    api.service_mark_stopped(row["id"])
+    again = api.service_create_or_update("node-1", "alpha", 0, 4343)
+    assert again["id"] == row["id"]
+    assert again["pid"] == 4343 and again["stopped"] is False
+    assert again["report_count"] == 1, "restarts keep the count"
+    assert (again["disabled"], again["disabled_reason"]) == (True, "maintenance")
+    assert again["created_at"] == row["created_at"]
+    assert again["updated_at"] is not None and again["updated_at"] >= row["created_at"]
+    assert len(api.service_get_all()) == 1
+
+
+def test_rows_behave_like_dicts(schema):
+    row = api.service_create_or_update("node-1", "alpha", 3, 77)
+    assert row["worker_id"] == 3
+    assert row.get("pid") == 77 and row.get("nope", "default") == "default"
+    values = dict(row.items())
+    assert values["host"] == "node-1" and values["disabled_reason"] is None
+    assert {
+        "id",
+        "host",
+        "binary",
+        "topic",
+        "worker_id",
+        "pid",
+        "report_count",
+        "disabled",
+        "disabled_reason",
+        "stopped",
+        "created_at",
+        "updated_at",
+        "last_seen_up",
+    } <= set(values)
+    assert api.service_get("node-1", "alpha", 3)["pid"] == 77
+
+
+def test_service_report_counts_and_sets_last_seen_up(schema):
+    row = api.service_create_or_update("node-1", "alpha", 0, 1)
+    before = timeutils.utcnow()
+    for expected in (1, 2, 3):
+        row = api.service_report(row["id"])
+        assert row["report_count"] == expected
+    assert before <= row["last_seen_up"] <= timeutils.utcnow()
+    assert row["last_seen_up"].tzinfo is None
+    assert api.service_get("node-1", "alpha", 0)["report_count"] == 3
+
+
+def test_service_report_of_a_deleted_row_returns_none(schema):
+    row = api.service_create_or_update("node-1", "alpha", 0, 1)
+    assert api.service_delete("node-1") == 1
+    assert api.service_report(row["id"]) is None
+
+
+def test_reports_from_many_processes_are_never_lost(schema):
+    row = api.service_create_or_update("node-1", "alpha", 0, 1)
+    api.dispose()  # as the supervisor does before it forks
+    processes, reports = 8, 25
+
+    def report(i: int) -> None:
+        for _ in range(reports):
+            api.service_report(row["id"])
+
+    assert dbfixtures.run_in_children(processes, report) == [None] * processes
+    assert api.service_get("node-1", "alpha", 0)["report_count"] == processes * reports
+
+
+def test_workers_registering_at_once_get_one_row_each(schema):
+    api.dispose()
+
+    def register(i: int) -> None:
+        # Every process writes every record: the same keys race each other.
+        for worker_id in range(4):
+            api.service_create_or_update("node-1", "alpha", worker_id, os.getpid())
+
+    assert dbfixtures.run_in_children(6, register) == [None] * 6
+    rows = api.service_get_all()
+    assert [r["worker_id"] for r in rows] == [0, 1, 2, 3]
+
+
+def test_a_child_that_inherits_the_engine_leaves_the_parents_connections_alone(schema):
+    row = api.service_create_or_update("node-1", "alpha", 0, 1)  # a pooled connection here
+    # No dispose(): the child inherits the engine and its pooled connection.
+    assert dbfixtures.run_in_children(2, lambda i: api.service_report(row["id"])) == [None] * 2
+    # The parent's pooled connection still works (a child closing it would break it).
+    assert api.service_report(row["id"])["report_count"] == 3
+
+
+def test_service_mark_stopped(schema):
+    row = api.service_create_or_update("node-1", "alpha", 0, 1)
+    assert api.service_mark_stopped(row["id"]) is None
+    stopped = api.service_get("node-1", "alpha", 0)
+    assert stopped["stopped"] is True and stopped["pid"] == 1
+    assert api.service_state(stopped, 60) == "stopped"
+
+
+def test_service_get_all_orders_and_filters(schema):
+    for host, topic, worker_id in [
+        ("node-2", "beta", 0),
+        ("node-1", "beta", 1),
+        ("node-1", "alpha", 1),
+        ("node-1", "beta", 0),
+        ("node-2", "alpha", 0),
+        ("node-1", "alpha", 0),
+    ]:
+        api.service_create_or_update(host, topic, worker_id, 1)
+    keys = [(r["host"], r["topic"], r["worker_id"]) for r in api.service_get_all()]
+    assert keys == sorted(keys)
+    assert len(keys) == 6
+    assert [(r["topic"], r["worker_id"]) for r in api.service_get_all(host="node-1")] == [
+        ("alpha", 0),
+        ("alpha", 1),
+        ("beta", 0),
+        ("beta", 1),
+    ]
+    assert [r["host"] for r in api.service_get_all(topic="alpha")] == ["node-1", "node-1", "node-2"]
+    assert len(api.service_get_all(host="node-2", topic="beta")) == 1
+    assert api.service_get_all(host="node-3") == []
+
+
+def test_service_set_disabled_and_enabled(schema):
+    for worker_id in range(3):
+        api.service_create_or_update("node-1", "alpha", worker_id, 1)
+    api.service_create_or_update("node-1", "beta", 0, 1)
+    assert api.service_set_disabled("node-1", "alpha", True, "disk replacement") == 3
+    rows = api.service_get_all(topic="alpha")
+    assert all(r["disabled"] and r["disabled_reason"] == "disk replacement" for r in rows)
+    assert api.service_state(rows[0], 60) == "disabled"
+    assert api.service_get("node-1", "beta", 0)["disabled"] is False
+    assert api.service_set_disabled("node-1", "alpha", False) == 3
+    rows = api.service_get_all(topic="alpha")
+    assert not any(r["disabled"] or r["disabled_reason"] for r in rows), "enable clears it"
+    assert api.service_set_disabled("node-9", "alpha", True) == 0
+
+
+def test_service_delete(schema):
+    for host, topic in [("node-1", "alpha"), ("node-1", "beta"), ("node-2", "alpha")]:
+        api.service_create_or_update(host, topic, 0, 1)
+        api.service_create_or_update(host, topic, 1, 1)
+    assert api.service_delete("node-1", "beta") == 2
+    assert api.service_delete("node-2") == 2
+    assert api.service_delete("node-2") == 0
+    assert [(r["host"], r["topic"]) for r in api.service_get_all()] == [
+        ("node-1", "alpha"),
+        ("node-1", "alpha"),
+    ]
+
+
+def test_service_state():
+    now = datetime.datetime(2025, 1, 1, 12, 0, 0)
+
+    def row(**values):
+        return {"stopped": False, "disabled": False, "last_seen_up": now, **values}
+
+    assert api.service_state(row(), 60, now) == "up"
+    assert (
+        api.service_state(row(last_seen_up=now - datetime.timedelta(seconds=60)), 60, now) == "up"
+    )
+    assert (
+        api.service_state(row(last_seen_up=now - datetime.timedelta(seconds=61)), 60, now) == "down"
+    )
+    # Another host's clock a little ahead of ours: still up, as nova says.
+    assert api.service_state(row(last_seen_up=now + datetime.timedelta(seconds=5)), 60, now) == "up"
+    assert api.service_state(row(last_seen_up=None), 60, now) == "down"
+    assert api.service_state(row(disabled=True), 60, now) == "disabled"
+    assert api.service_state(row(stopped=True, disabled=True), 60, now) == "stopped"
+    fresh = row(last_seen_up=timeutils.utcnow())
+    assert api.service_state(fresh, 60) == "up", "now defaults to utcnow()"
+
+
+def test_service_state_of_a_real_row_goes_down(schema):
+    row = api.service_report(api.service_create_or_update("node-1", "alpha", 0, 1)["id"])
+    assert api.service_state(row, 60) == "up"
+    later = row["last_seen_up"] + datetime.timedelta(seconds=61)
+    assert api.service_state(row, 60, now=later) == "down"
+
+
+# --- host resources -----------------------------------------------------------------------
+
+
+def test_host_resources_latest_sample(schema):
+    assert api.host_resources_get("node-1") is None
+    t0 = datetime.datetime(2025, 1, 1, 12, 0, 0)
+    disks = [{"mount": "/", "total": 100 * 2**30, "used": 40 * 2**30}]
+    api.host_resources_add(
+        "node-1",
+        {
+            "sampled_at": t0,
+            "driver": "psutil",
+            "cpu_count": 8,
+            "load_1": 0.5,
+            "load_5": 0.25,
+            "load_15": 0.125,
+            "memory_total": 64 * 2**30,  # > 2**31: BigInteger
+            "memory_available": 40 * 2**30,
+            "disks": disks,
+        },
+    )
+    api.host_resources_add(
+        "node-1", {"sampled_at": t0 + datetime.timedelta(seconds=60), "cpu_count": 16}
+    )
+    api.host_resources_add("node-2", {"cpu_count": 2})
+    latest = api.host_resources_get("node-1")
+    assert latest["cpu_count"] == 16 and latest["sampled_at"] == t0 + datetime.timedelta(seconds=60)
+    assert latest.disk_list() == []
+    node2 = api.host_resources_get("node-2")
+    assert close_to_now(node2["sampled_at"]), "sampled_at defaults to now"
+
+
+def test_host_resources_round_trip_and_pruning(schema, db_url):
+    t0 = datetime.datetime(2025, 1, 1, 12, 0, 0)
+    disks = [
+        {"mount": "/", "total": 2**40, "used": 2**39},
+        {"mount": "/var", "total": 1, "used": 0},
+    ]
+    for i in range(5):
+        api.host_resources_add(
+            "node-1",
+            {
+                "sampled_at": t0 + datetime.timedelta(seconds=i),
+                "memory_total": 64 * 2**30,
+                "disks": disks,
+            },
+            keep=3,
+        )
+    row = api.host_resources_get("node-1")
+    assert row["memory_total"] == 64 * 2**30
+    assert row.disk_list() == disks
+    assert dict(row.items())["host"] == "node-1"
+    engine = engine_for(db_url)
+    try:
+        with engine.connect() as conn:
+            kept = conn.execute(
+                sa.text("SELECT sampled_at FROM host_resources ORDER BY sampled_at")
+            ).scalars()
+            kept = [
+                v if isinstance(v, datetime.datetime) else datetime.datetime.fromisoformat(v)
+                for v in kept
+            ]
+    finally:
+        engine.dispose()
+    assert kept == [t0 + datetime.timedelta(seconds=i) for i in (2, 3, 4)]
+
+
+def test_host_resources_rejects_unknown_fields(schema):
+    with pytest.raises(ValueError, match="unknown host resources fields: load_60"):
+        api.host_resources_add("node-1", {"load_60": 1.0})
+
+
+# --- engines, processes, failures ---------------------------------------------------------
+
+
+def test_dispose_then_use_again(schema):
+    row = api.service_create_or_update("node-1", "alpha", 0, 1)
+    api.dispose()
+    api.dispose()
+    assert api.service_report(row["id"])["report_count"] == 1
+
+
+def test_configure_again_switches_database(schema, tmp_path):
+    api.service_create_or_update("node-1", "alpha", 0, 1)
+    other = dbfixtures.make_conf(dbfixtures.sqlite_url(tmp_path / "other"))
+    (tmp_path / "other").mkdir()
+    api.configure(other)
+    assert api.schema_version() is None
+    api.configure(schema)
+    assert len(api.service_get_all()) == 1
+
+
+def test_not_configured_is_an_error():
+    code = "from supervisor.db import api\ntry:\n    api.service_get_all()\n"
+    code += "except api.NotConfigured as e:\n    print('NotConfigured:', e)\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert "NotConfigured: supervisor.db.api.configure(conf) was not called" in out.stdout
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unreachable_url(db_url: str, tmp_path: Path) -> str:
+    url = sa.engine.make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        return dbfixtures.sqlite_url(tmp_path / "missing-directory")
+    return url.set(port=closed_port()).render_as_string(hide_password=False)
+
+
+def test_an_unreachable_database_raises_dbconnectionerror_quickly(db_url, tmp_path):
+    api.configure(dbfixtures.make_conf(unreachable_url(db_url, tmp_path)))
+    try:
+        for call in (
+            lambda: api.service_get_all(),
+            lambda: api.service_create_or_update("h", "t", 0, 1),
+            lambda: api.service_report(1),
+            lambda: api.service_mark_stopped(1),
+            lambda: api.host_resources_add("h", {}),
+            api.schema_version,
+            api.ensure_schema,
+        ):
+            started = time.monotonic()
+            with pytest.raises(db_exc.DBConnectionError):
+                call()
+            # One retry, RETRY_INTERVAL later, at most.
+            assert time.monotonic() - started < api.RETRY_INTERVAL * (api.RETRY_MAX + 1) + 1.5
+    finally:
+        api.dispose()
+
+
+def test_sqlite_runs_in_wal_mode_and_waits_for_a_lock(tmp_path):
+    url = dbfixtures.sqlite_url(tmp_path)
+    api.configure(dbfixtures.make_conf(url))
+    try:
+        api.ensure_schema()
+        row = api.service_create_or_update("node-1", "alpha", 0, 1)
+        path = url[len("sqlite:///") :]
+        other = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
+        assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock ...
+        timer = threading.Timer(1.0, lambda: other.execute("COMMIT"))  # ... for a second
+        timer.start()
+        started = time.monotonic()
+        assert api.service_report(row["id"])["report_count"] == 1  # waits, no "locked"
+        assert time.monotonic() - started >= 0.9
+        timer.join()
+        other.close()
+    finally:
+        api.dispose()
+
+
+def test_the_sqlite_files_are_private(tmp_path):
+    url = dbfixtures.sqlite_url(tmp_path)
+    api.configure(dbfixtures.make_conf(url))
+    try:
+        api.ensure_schema()
+        with api._writer() as session:  # the -wal and -shm files exist while it is open
+            session.execute(sa.select(models.Service)).all()
+            modes = {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()}
+    finally:
+        api.dispose()
+    assert modes == {
+        "mgr-supervisor.sqlite": "0o600",
+        "mgr-supervisor.sqlite-wal": "0o600",
+        "mgr-supervisor.sqlite-shm": "0o600",
+    }
+
+
+def test_a_write_transaction_holds_the_sqlite_write_lock_from_its_start(tmp_path):
+    """Read-then-write in one transaction must not fail with SQLITE_BUSY under contention."""
+    url = dbfixtures.sqlite_url(tmp_path)
+    api.configure(dbfixtures.make_conf(url))
+    try:
+        api.ensure_schema()
+        with api._writer() as session:
+            session.execute(sa.select(models.Service)).all()  # a read first
+            other = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None, timeout=0)
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+            other.close()
+    finally:
+        api.dispose()
+
+
+@pytest.fixture
+def postgresql_url(postgres_database):
+    url = postgres_database.new_schema_url()
+    api.configure(dbfixtures.make_conf(url))
+    yield url
+    api.dispose()
+
+
+def test_a_postgresql_connection_killed_by_the_server_is_replaced(postgresql_url):
+    db_url = postgresql_url
+    api.ensure_schema()
+    row = api.service_create_or_update("node-1", "alpha", 0, 1)  # leaves a pooled connection
+    engine = engine_for(db_url)
+    try:
+        with engine.begin() as conn:
+            killed = conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 'mgr-supervisor' AND datname = current_database() "
+                    "AND pid <> pg_backend_pid()"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert killed, "the api's pooled connection was found"
+    assert api.service_report(row["id"])["report_count"] == 1
+
+
+def test_connection_url_checks_and_adds_postgresql_parameters():
+    url = api.connection_url("postgresql+psycopg://u:pw@db.example:5432/x?connect_timeout=9")
+    parsed = sa.engine.make_url(url)
+    assert parsed.password == "pw"
+    assert parsed.query["connect_timeout"] == "9", "the operator's own value wins"
+    assert parsed.query["keepalives"] == "1" and parsed.query["application_name"]
+    assert api.connection_url("sqlite:////x/y.sqlite") == "sqlite:////x/y.sqlite"
+    for bad, message in [
+        ("", "no database connection URL"),
+        ("s3cret-not-a-url", "not a database URL"),
+        ("nosuch://u:s3cret@h/x", "unknown database dialect or driver 'nosuch'"),
+        ("postgresql+nosuch://u:s3cret@h/x", "unknown database dialect or driver"),
+    ]:
+        with pytest.raises(api.InvalidConnection, match=message) as err:
+            api.connection_url(bad)
+        assert "s3cret" not in str(err.value)
+
+
+def test_a_missing_driver_is_named_without_the_url():
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("mysqlclient is installed here")
+    with pytest.raises(api.InvalidConnection, match="driver of 'mysql\\+mysqldb' is not installed"):
+        api.connection_url("mysql+mysqldb://u:s3cret@h/x")
+
+
+# --- mgr-supervisor-manage ----------------------------------------------------------------
+
+
+def manage(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(MANAGE), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+
+
+def test_manage_db_version_and_sync(db_url, tmp_path):
+    conf = dbfixtures.write_config(tmp_path / "mgr.conf", db_url, state_path=tmp_path)
+    out = manage("--config-file", str(conf), "db", "version", cwd=tmp_path)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "current: none\nhead: 0001\n", "")
+    out = manage("--config-file", str(conf), "db", "sync", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (
+        out.stdout == "mgr-supervisor-manage: db sync: the schema was upgraded from none to 0001\n"
+    )
+    out = manage("--config-file", str(conf), "db", "sync", cwd=tmp_path)
+    assert out.stdout == "mgr-supervisor-manage: db sync: the schema is already at 0001 (head)\n"
+    out = manage("--config-file", str(conf), "db", "version", cwd=tmp_path)
+    assert (out.returncode, out.stdout) == (0, "current: 0001\nhead: 0001\n")
+    assert "services" in tables(db_url)
+
+
+def test_manage_with_an_unreachable_database_says_so_in_one_line(db_url, tmp_path):
+    url = unreachable_url(db_url, tmp_path)
+    conf = dbfixtures.write_config(tmp_path / "mgr.conf", url, state_path=tmp_path)
+    out = manage("--config-file", str(conf), "db", "sync", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith("mgr-supervisor-manage: db sync: cannot reach the database: ")
+    assert out.stderr.count("\n") == 1, out.stderr
+
+
+def test_manage_config_errors_exit_78_without_the_secret(tmp_path):
+    cases = [
+        ("[database]\nconnection = s3cret\n", "[database] connection: not a database URL"),
+        ("[database]\nmax_pool_size = many\n", "[database] max_pool_size: invalid value 'many'"),
+        (
+            "[DEFAULT]\nreport_interval = 30\nservice_down_time = 30\n",
+            "[DEFAULT] service_down_time: 30 must be greater than report_interval (30)",
+        ),
+    ]
+    for text, expected in cases:
+        conf = tmp_path / "bad.conf"
+        conf.write_text(text)
+        out = manage("--config-file", str(conf), "db", "sync", cwd=tmp_path)
+        assert out.returncode == 78, out.stderr
+        assert out.stderr == f"mgr-supervisor-manage: config error: {conf}: {expected}\n" or (
+            out.stderr.startswith(f"mgr-supervisor-manage: config error: {conf}: {expected}")
+            and out.stderr.count("\n") == 1
+        ), out.stderr
+        assert "s3cret" not in out.stderr
+    out = manage("--config-file", str(tmp_path / "nope.conf"), "db", "sync", cwd=tmp_path)
+    assert out.returncode == 78 and "config file not found" in out.stderr
+    out = manage("db", cwd=tmp_path)
+    assert out.returncode == 2
+
+
+def test_python_m_supervisor_manage(tmp_path):
+    conf = dbfixtures.write_config(
+        tmp_path / "mgr.conf", dbfixtures.sqlite_url(tmp_path), state_path=tmp_path
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "supervisor.manage", "--config-file", str(conf), "db", "version"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert (out.returncode, out.stdout) == (0, "current: none\nhead: 0001\n"), out.stderr
