@@ -24,6 +24,7 @@ import setproctitle
 from oslo_config import cfg
 
 from supervisor import config, control, health, process, snapshot, state, systemd, worker
+from supervisor.db import api as db_api
 from supervisor.policy import RestartTracker, State
 from supervisor.table import RECYCLES, ManagerRecord, Table, WorkerRecord, describe_exit
 
@@ -112,6 +113,7 @@ class Arbiter:
         self._control = control.ControlServer(
             self._conf.supervisor.control_socket, self._on_control, self._selector
         )
+        self._prepare_database()
         try:
             self._snapshots.publish(snapshot.take(self._conf, self._specs))
         except OSError as exc:
@@ -127,6 +129,26 @@ class Arbiter:
         self._selector.register(self._ready_r, selectors.EVENT_READ, self._drain_ready)
         # cmd held SIGHUP blocked until now: a reload sent during start-up is handled here.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+
+    def _prepare_database(self) -> None:
+        """Create the schema when the database is empty; refuse one older than we need.
+
+        An unreachable database is no reason not to start: the workers write their records
+        when it is back. The parent's connections are closed before anything forks.
+        """
+        db_api.configure(self._conf)
+        try:
+            db_api.ensure_schema()
+        except db_api.SchemaError as exc:
+            raise config.ConfigError(f"[database] connection: {exc}") from None
+        except Exception as exc:
+            LOG.warning(
+                "the database is unreachable (%s): starting the workers anyway; their service "
+                "records are written when it is back",
+                type(exc).__name__,
+            )
+        finally:
+            db_api.dispose()
 
     def _tear_down(self) -> None:
         if self._table.workers:  # only after an error while stopping: never leave a worker
@@ -586,6 +608,7 @@ class Arbiter:
         return {
             "pid": self._pid,
             "uptime": now - self._started_at,
+            "database": self._table.database_state(),
             "managers": self._table.status(now, self._stopping),
         }
 

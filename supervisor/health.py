@@ -12,8 +12,10 @@ import mmap
 import struct
 import time
 
-_LAYOUT = struct.Struct("<dd?x62s")  # phase_since, idle_until, ready, phase name
+_LAYOUT = struct.Struct("<dd?B62s")  # phase_since, idle_until, ready, database, phase name
+_DATABASE_OFFSET = 17
 _PHASE_BYTES = 62
+DATABASE_STATES = ("unknown", "ok", "unreachable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Snapshot:
     phase_since: float
     idle_until: float
     ready: bool
+    database: str = "unknown"  # as the worker's service record last found it
 
 
 class Beacon:
@@ -43,20 +46,28 @@ class Beacon:
     def __init__(self) -> None:
         self._map = mmap.mmap(-1, _LAYOUT.size)  # MAP_SHARED: survives the fork, both see it
         self._ready = False
+        self._database = 0
         self.set_phase("starting")
 
     def set_phase(self, phase: str, idle_until: float = 0.0) -> None:
         """Written by the worker only; `idle_until` promises the next phase change."""
         encoded = phase.encode("utf-8", "replace")[:_PHASE_BYTES]
-        _LAYOUT.pack_into(self._map, 0, time.monotonic(), idle_until, self._ready, encoded)
+        now = time.monotonic()
+        _LAYOUT.pack_into(self._map, 0, now, idle_until, self._ready, self._database, encoded)
+
+    def set_database_ok(self, ok: bool) -> None:
+        """Written by the worker's service record thread: one byte, not the phase."""
+        self._database = 1 if ok else 2
+        self._map[_DATABASE_OFFSET] = self._database
 
     def mark_ready(self, phase: str) -> None:
         self._ready = True
         self.set_phase(phase)
 
     def read(self) -> Snapshot:
-        since, idle_until, ready, raw = _LAYOUT.unpack_from(self._map, 0)
-        return Snapshot(raw.rstrip(b"\0").decode("utf-8", "replace"), since, idle_until, ready)
+        since, idle_until, ready, database, raw = _LAYOUT.unpack_from(self._map, 0)
+        phase = raw.rstrip(b"\0").decode("utf-8", "replace")
+        return Snapshot(phase, since, idle_until, ready, DATABASE_STATES[database % 3])
 
     def close(self) -> None:
         self._map.close()

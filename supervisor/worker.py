@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import os
 import random
@@ -34,9 +35,11 @@ from oslo_context import context as oslo_context
 
 from supervisor import snapshot
 from supervisor.config import PROJECT, ManagerSpec
+from supervisor.db import api as db_api
 from supervisor.health import Beacon
 from supervisor.manager import Manager
 from supervisor.process import die_with_parent, terminate_descendants
+from supervisor.records import ServiceRecord
 from supervisor.snapshot import SnapshotStore
 
 LOG = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ FORWARDED_SIGNALS = frozenset(
     {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCHLD}
 )
 _RUN_ENDED = 0  # written to the wake-up pipe by the run thread; no signal has number 0
+_NO_RECORD = object()
 
 
 class HookFailed(Exception):
@@ -63,10 +67,12 @@ class ManagerService(cotyledon.Service):
         spec: ManagerSpec,
         snapshots: SnapshotStore,
         beacon: Beacon,
+        record: ServiceRecord,
         on_ready: Callable[[], None],
     ) -> None:
         super().__init__(worker_id)
         self.spec = spec
+        self.record = record
         self.snapshots = snapshots
         self.snapshot_generation = snapshots.generation
         self.beacon = beacon
@@ -127,19 +133,27 @@ class ManagerService(cotyledon.Service):
 
     def _start(self) -> None:
         self._set_phase("build")
+        section = CONF[self.spec.section]
         try:
-            self.manager = self.spec.manager_class(host=CONF.host, service_name=self.spec.name)
+            self.manager = self.spec.manager_class(
+                host=CONF.host, db_driver=section.db_driver, service_name=self.spec.name
+            )
         except Exception:
             LOG.exception("%s: building %s failed", self.label, self.spec.manager_class.__name__)
             raise HookFailed from None
         self._track_periodic_tasks()
-        self._call("init_host")
+        self._set_phase("service record")
+        self._call("init_host", service_ref=self.record.existing())
         self._init_returned.set()
         self._init_done.set()
-        for hook in ("pre_start_hook", "post_start_hook"):
-            if self._stopping.is_set():
-                return
-            self._call(hook)
+        self._set_phase("service record")
+        service_ref = self.record.create()
+        if self._stopping.is_set():
+            return
+        self._call("pre_start_hook", service_ref=service_ref)
+        if self._stopping.is_set():
+            return
+        self._call("post_start_hook")
         self.beacon.mark_ready("ready")
         self._on_ready()
         LOG.info("%s: ready", self.label)
@@ -217,14 +231,19 @@ class ManagerService(cotyledon.Service):
             except HookFailed:
                 raise SystemExit(1) from None
 
-    def _call(self, hook: str, *args: Any) -> Any:
+    def _call(self, hook: str, *args: Any, service_ref: Any = _NO_RECORD) -> Any:
+        """Call one hook; `service_ref` only if it takes one (nova's current signatures)."""
         if hook == "cleanup_host":
             self.beacon.set_phase(hook)
         else:
             self._set_phase(hook)
         LOG.debug("%s: %s()", self.label, hook)
+        method = getattr(self.manager, hook)
+        kwargs = {}
+        if service_ref is not _NO_RECORD and _takes(method, "service_ref"):
+            kwargs["service_ref"] = service_ref
         try:
-            return getattr(self.manager, hook)(*args)
+            return method(*args, **kwargs)
         except Exception:
             LOG.exception("%s: %s() raised", self.label, hook)
             raise HookFailed from None
@@ -249,7 +268,9 @@ class WorkerProcess:
         self._ready_fd = ready_fd
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._run_status: int | None = None
+        self._parent_pid = 0
         self.service: cotyledon.Service | None = None
+        self.record: ServiceRecord | None = None
 
     def set_up(self, parent_pid: int, parent_fds: Iterable[int]) -> None:
         """Right after fork: own session, none of the parent's fds, our signal rules."""
@@ -267,15 +288,29 @@ class WorkerProcess:
             signal.signal(sig, _wake_only)
         signal.signal(signal.SIGALRM, self._alarm)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self._parent_pid = parent_pid
         die_with_parent(parent_pid)
         setproctitle.setproctitle(f"{PROJECT}: {self.spec.name} worker({self.worker_id})")
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
     def run(self) -> int:
         """Host the service until a stop; returns the exit status."""
+        db_api.configure(CONF)
+        self.record = ServiceRecord(
+            db_api,
+            CONF.host,
+            self.spec.name,
+            self.worker_id,
+            os.getpid(),
+            self.beacon,
+            self.spec.limits,
+            CONF.report_interval,
+        )
         self.service = self._build()
         if self.service is None:
             return 1
+        if not isinstance(self.service, ManagerService):
+            self.record.create()
         threading.Thread(target=self._run_service, name="run", daemon=True).start()
         if not isinstance(self.service, ManagerService):
             self._mark_ready()
@@ -293,9 +328,15 @@ class WorkerProcess:
 
     def _build(self) -> cotyledon.Service | None:
         cls = self.spec.manager_class
+        assert self.record is not None
         if issubclass(cls, Manager):
             return ManagerService(
-                self.worker_id, self.spec, self.snapshots, self.beacon, self._notify_ready
+                self.worker_id,
+                self.spec,
+                self.snapshots,
+                self.beacon,
+                self.record,
+                self._notify_ready,
             )
         try:
             return cls(self.worker_id)
@@ -334,7 +375,12 @@ class WorkerProcess:
             # A backstop one second after the parent's own deadline: the parent, which can
             # still see our children, does the killing; this covers a parent that is gone.
             signal.alarm(int(timeout) + 1)
-        return _call_service(self.label, self.service.terminate) or 0
+        status = _call_service(self.label, self.service.terminate) or 0
+        # The supervisor asked for this stop: the record says stopped. A worker whose parent
+        # died leaves its record to age out, so that host shows down.
+        if self.record is not None and os.getppid() == self._parent_pid:
+            self.record.stop()
+        return status
 
     def _graceful_shutdown_timeout(self) -> float:
         own = getattr(self.service, "graceful_shutdown_timeout", None)
@@ -346,6 +392,13 @@ class WorkerProcess:
         LOG.warning("%s: stop took too long, still in %s; killing its children", self.label, phase)
         terminate_descendants(self.label, grace=0)
         _exit(1)
+
+
+def _takes(method: Callable[..., Any], parameter: str) -> bool:
+    try:
+        return parameter in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _wake_only(signum: int, frame: object) -> None:

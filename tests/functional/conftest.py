@@ -25,6 +25,7 @@ def render_config(
     default: dict[str, object] | None = None,
     supervisor: dict[str, object] | None = None,
     state_path: str = "/nonexistent",
+    database: dict[str, object] | None = None,
 ) -> str:
     """An INI text: EventManager sections writing to `event_file`, unless told otherwise."""
     sections = {
@@ -35,6 +36,7 @@ def render_config(
             **(default or {}),
         },
         "supervisor": {"enabled_managers": ", ".join(managers), **(supervisor or {})},
+        "database": database or {},
     }
     for name, options in managers.items():
         sections[f"manager:{name}"] = {

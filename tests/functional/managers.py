@@ -137,3 +137,24 @@ class EventService(cotyledon.Service):
     def terminate(self) -> None:
         record_event("terminate", str(self.worker_id))
         self._shutdown.set()
+
+
+class RecordManager(EventManager):
+    """Nova's current hook signatures: init_host and pre_start_hook get the service record."""
+
+    def init_host(self, service_ref: object = None) -> None:
+        self._record("init_host-ref", _row_id(service_ref))
+        super().init_host()
+
+    def pre_start_hook(self, service_ref: object = None) -> None:
+        stored = None
+        if service_ref is not None:
+            stored = self.db.service_get(
+                service_ref["host"], service_ref["topic"], service_ref["worker_id"]
+            )
+        self._record("pre_start_hook-ref", _row_id(service_ref), _row_id(stored))
+        super().pre_start_hook()
+
+
+def _row_id(row: object) -> str:
+    return "none" if row is None else str(row["id"])  # type: ignore[index]

@@ -1,0 +1,218 @@
+"""`mgr-supervisorctl`: talks to a running supervisor, or reads the service records.
+
+`status`, `restart`, `reload` and `stop` go through the supervisor's control socket;
+`services` reads (and `services disable|enable|delete` change) the records straight from
+`[database] connection`, so they work while this host's supervisor is down.
+
+Exit status: 0 done (all RUNNING, every record shown), 1 refused or not all RUNNING, 3 the
+supervisor or the database cannot be reached, 78 a configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from oslo_config import cfg
+
+from supervisor import config, control
+from supervisor.cmd import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, config_error
+from supervisor.db import api as db_api
+
+CTL = "mgr-supervisorctl"
+SERVICE_ACTIONS = ("list", "disable", "enable", "delete")
+
+
+def _add_commands(subparsers: Any) -> None:
+    status = subparsers.add_parser("status", help="what runs: managers, then workers")
+    status.add_argument("--json", action="store_true", help="print the raw status as JSON")
+    restart = subparsers.add_parser(
+        "restart", help="clear FATAL and replace a manager's workers, one at a time"
+    )
+    restart.add_argument("manager", help="the manager's NAME")
+    restart.add_argument(
+        "--all-at-once", action="store_true", help="stop every worker at once (an outage)"
+    )
+    subparsers.add_parser("reload", help="as SIGHUP: validate the config and apply it")
+    subparsers.add_parser("stop", help="as SIGTERM: stop every worker gracefully and exit")
+    services = subparsers.add_parser(
+        "services",
+        help="the service records of every host sharing the database: "
+        "services [list] [--host H] [--manager M] [--json] | disable HOST MANAGER [--reason R] "
+        "| enable HOST MANAGER | delete HOST [MANAGER]",
+    )
+    services.add_argument("verb", nargs="?", default="list", choices=SERVICE_ACTIONS)
+    services.add_argument("target_host", nargs="?", metavar="HOST")
+    services.add_argument("target_manager", nargs="?", metavar="MANAGER")
+    services.add_argument("--host", dest="filter_host", help="only this host's records")
+    services.add_argument("--manager", dest="filter_manager", help="only this manager's")
+    services.add_argument("--reason", help="why it is disabled (with disable)")
+    services.add_argument("--json", action="store_true", help="print the records as JSON")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Every failure is one line of ours: no library's log record (with its traceback) on stderr.
+    logging.getLogger().addHandler(logging.NullHandler())
+    conf = cfg.ConfigOpts()
+    config.register_static_opts(conf)
+    db_api.register_opts(conf)
+    conf.register_cli_opt(cfg.SubCommandOpt("action", handler=_add_commands))
+    try:
+        config.parse_args(conf, list(sys.argv[1:] if argv is None else argv))
+    except config.ConfigError as exc:
+        return config_error(str(exc), program=CTL)
+    action = conf.action
+    if action.name == "services":
+        return _services(conf, action)
+    message: dict[str, Any] = {"command": action.name}
+    if action.name == "restart":
+        message["manager"] = action.manager
+        message["all_at_once"] = action.all_at_once
+    try:
+        answer = control.request(conf.supervisor.control_socket, message)
+    except control.ControlError as exc:
+        print(f"{CTL}: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    if not answer.get("ok"):
+        print(f"{CTL}: {action.name}: {answer.get('error')}", file=sys.stderr)
+        return EXIT_FAILURE
+    if action.name != "status":
+        print(f"{CTL}: {action.name}: done")
+        return EXIT_OK
+    try:
+        status = answer["status"]
+        text = json.dumps(status, indent=2) if action.json else format_status(status)
+        all_running = all(m["state"] == "RUNNING" for m in status["managers"])
+    except (KeyError, TypeError, ValueError) as exc:
+        print(f"{CTL}: status: unexpected answer from the supervisor: {exc!r}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(text)
+    return EXIT_OK if all_running else EXIT_FAILURE
+
+
+def _services(conf: cfg.ConfigOpts, action: Any) -> int:
+    """`services`: read or change the records in the shared database."""
+    verb = action.verb
+    if verb != "list" and not action.target_host:
+        print(f"{CTL}: services {verb}: HOST is required", file=sys.stderr)
+        return EXIT_FAILURE
+    if verb in ("disable", "enable") and not action.target_manager:
+        print(f"{CTL}: services {verb}: MANAGER is required", file=sys.stderr)
+        return EXIT_FAILURE
+    db_api.configure(conf)
+    try:
+        if db_api.schema_version() is None:
+            print(
+                f"{CTL}: services: the database has no service records yet (no schema; "
+                "mgr-supervisor-manage db sync creates it)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        if verb == "list":
+            rows = db_api.service_get_all(host=action.filter_host, topic=action.filter_manager)
+            records = [_record(row, conf.service_down_time) for row in rows]
+            print(json.dumps(records, indent=2) if action.json else format_services(records))
+            return EXIT_OK
+        if verb == "delete":
+            changed = db_api.service_delete(action.target_host, action.target_manager)
+        else:
+            changed = db_api.service_set_disabled(
+                action.target_host, action.target_manager, verb == "disable", action.reason
+            )
+    except Exception as exc:
+        print(f"{CTL}: services: cannot reach the database: {type(exc).__name__}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    what = " ".join(filter(None, [action.target_host, action.target_manager]))
+    if not changed:
+        print(f"{CTL}: services {verb}: no record of {what}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{CTL}: services {verb}: {changed} record(s) of {what}")
+    return EXIT_OK
+
+
+def _record(row: Any, service_down_time: float) -> dict[str, Any]:
+    last_seen = row["last_seen_up"]
+    return {
+        "host": row["host"],
+        "manager": row["topic"],
+        "worker_id": row["worker_id"],
+        "pid": row["pid"],
+        "state": db_api.service_state(row, service_down_time),
+        "report_count": row["report_count"],
+        "last_seen": None if last_seen is None else last_seen.isoformat() + "Z",
+        "disabled": bool(row["disabled"]),
+        "disabled_reason": row["disabled_reason"],
+    }
+
+
+def format_services(records: list[dict[str, Any]]) -> str:
+    rows: list[tuple[str, ...]] = [
+        ("HOST", "MANAGER", "WORKER", "PID", "STATE", "REPORTS", "LAST-SEEN")
+    ]
+    for r in records:
+        rows.append(
+            (
+                r["host"],
+                r["manager"],
+                str(r["worker_id"]),
+                str(r["pid"] or "-"),
+                r["state"] + (f" ({r['disabled_reason']})" if r["disabled_reason"] else ""),
+                str(r["report_count"]),
+                r["last_seen"] or "-",
+            )
+        )
+    return _table(rows)
+
+
+def format_status(status: dict[str, Any]) -> str:
+    """The status as two tables a person reads at a glance."""
+    managers: list[tuple[str, ...]] = [("MANAGER", "STATE", "WORKERS", "RESTARTS", "LAST EXIT")]
+    workers: list[tuple[str, ...]] = [("PID", "WORKER", "PHASE", "UPTIME", "RSS", "HEARTBEAT")]
+    for m in status["managers"]:
+        managers.append(
+            (
+                m["name"],
+                m["state"],
+                f"{m['running']}/{m['wanted']}",
+                str(m["restarts"]),
+                m["last_exit"],
+            )
+        )
+        for w in m["workers"]:
+            phase = w["phase"] + (f" (stopping: {w['stopping']})" if w["stopping"] else "")
+            if w.get("process_state") == "stopped":
+                phase += " (process stopped)"
+            rss = "-" if w["rss_mb"] is None else f"{w['rss_mb']:.1f}M"
+            workers.append(
+                (
+                    str(w["pid"]),
+                    f"{m['name']}({w['worker_id']})",
+                    phase,
+                    _duration(w["uptime"]),
+                    rss,
+                    f"{w['heartbeat_age']:.1f}s ago",
+                )
+            )
+    head = f"mgr-supervisor pid {status['pid']}, up {_duration(status['uptime'])}"
+    if status.get("database") == "unreachable":
+        head += "; the database is unreachable (service records wait for it)"
+    return "\n\n".join([head, _table(managers), _table(workers)])
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

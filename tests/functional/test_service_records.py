@@ -1,0 +1,236 @@
+"""Service records in a real database (SQLite, and PostgreSQL when MGR_TEST_DB_URL is set).
+
+Each test runs real supervisors and reads the records with the real `mgr-supervisorctl
+services`, as an operator does.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.functional.conftest import Supervisor
+from tests.tcpproxy import TcpProxy
+
+CTL = Path(sys.executable).with_name("mgr-supervisorctl")
+FAST_REPORTS = {"report_interval": 1, "service_down_time": 3}
+RECORD_MANAGER = "tests.functional.managers.RecordManager"
+
+
+def services(supervisor: Supervisor, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CTL), "--config-file", str(supervisor.config_file), "services", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def records(supervisor: Supervisor, *args: str) -> list[dict]:
+    result = services(supervisor, "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def records_once_there(supervisor: Supervisor) -> list[dict]:
+    """The records, or none while the first supervisor is still creating the schema."""
+    result = services(supervisor, "--json")
+    return json.loads(result.stdout) if result.returncode == 0 else []
+
+
+def states(supervisor: Supervisor, *args: str) -> dict[tuple[str, str, int], str]:
+    return {
+        (r["host"], r["manager"], r["worker_id"]): r["state"] for r in records(supervisor, *args)
+    }
+
+
+def test_the_record_exists_before_pre_start_hook_and_survives_restarts(supervisor, db_url):
+    supervisor.configure(
+        {"alpha": {"manager": RECORD_MANAGER, "workers": 2}},
+        default={"host": "node-a", **FAST_REPORTS},
+        database={"connection": db_url},
+    )
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 2, what="2 ready")
+    first = [w for w in supervisor.events() if w[1] == "pre_start_hook-ref"]
+    assert all(w[2] != "none" and w[2] == w[3] for w in first), first
+    assert [w[2] for w in supervisor.events() if w[1] == "init_host-ref"] == ["none", "none"]
+
+    victim = supervisor.worker_titles()["mgr-supervisor: alpha worker(1)"]
+    (victim_row,) = [w[2] for w in first if int(w[0]) == victim]
+    psutil.Process(victim).kill()
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 3, what="replacement")
+    replacement = supervisor.worker_titles()["mgr-supervisor: alpha worker(1)"]
+    again = [w for w in supervisor.events() if int(w[0]) == replacement]
+    assert ["init_host-ref", victim_row] == again[0][1:3], "init_host gets the existing row"
+    assert len(records(supervisor)) == 2, "one row per worker id, never one per pid"
+
+
+def test_services_shows_records_up_and_a_stop_marks_them_stopped(supervisor, db_url):
+    supervisor.configure(
+        {"alpha": {"workers": 2}, "beta": {}},
+        default={"host": "node-a", **FAST_REPORTS},
+        database={"connection": db_url},
+    )
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 3, what="3 ready")
+    supervisor.wait_for(
+        lambda: (
+            all(r["report_count"] >= 2 for r in records(supervisor))
+            and len(records(supervisor)) == 3
+        ),
+        what="two reports each",
+    )
+    rows = records(supervisor)
+    assert {(r["manager"], r["worker_id"], r["state"]) for r in rows} == {
+        ("alpha", 0, "up"),
+        ("alpha", 1, "up"),
+        ("beta", 0, "up"),
+    }
+    assert set(supervisor.worker_titles().values()) == {r["pid"] for r in rows}
+    assert all(r["last_seen"].endswith("Z") for r in rows)
+    table = services(supervisor).stdout
+    assert table.splitlines()[0].split() == [
+        "HOST",
+        "MANAGER",
+        "WORKER",
+        "PID",
+        "STATE",
+        "REPORTS",
+        "LAST-SEEN",
+    ]
+    assert records(supervisor, "--manager", "beta")[0]["manager"] == "beta"
+
+    assert supervisor.stop() == 0
+    assert set(states(supervisor).values()) == {"stopped"}
+
+
+def test_disable_enable_and_delete(supervisor, db_url):
+    supervisor.configure(
+        {"alpha": {}}, default={"host": "node-a", **FAST_REPORTS}, database={"connection": db_url}
+    )
+    supervisor.start()
+    supervisor.wait_for(lambda: records_once_there(supervisor), what="a record")
+    result = services(supervisor, "disable", "node-a", "alpha", "--reason", "maintenance")
+    assert result.returncode == 0, result.stderr
+    (row,) = records(supervisor)
+    assert (row["state"], row["disabled"], row["disabled_reason"]) == (
+        "disabled",
+        True,
+        "maintenance",
+    )
+    assert services(supervisor, "enable", "node-a", "alpha").returncode == 0
+    assert records(supervisor)[0]["state"] == "up"
+    assert supervisor.stop() == 0
+    assert services(supervisor, "delete", "node-gone").returncode == 1
+    assert services(supervisor, "delete", "node-a").returncode == 0
+    assert records(supervisor) == []
+
+
+def test_two_hosts_on_one_database(supervisor, db_url, tmp_path):
+    supervisor.configure(
+        {"alpha": {}}, default={"host": "node-a", **FAST_REPORTS}, database={"connection": db_url}
+    )
+    other = Supervisor(tmp_path / "other")
+    other.tmp_path.mkdir()
+    other.configure(
+        {"alpha": {}, "beta": {}},
+        default={"host": "node-b", **FAST_REPORTS},
+        database={"connection": db_url},
+    )
+    try:
+        supervisor.start()
+        other.start()
+        supervisor.wait_for(lambda: len(records_once_there(supervisor)) == 3, what="3 records")
+        supervisor.wait_for(
+            lambda: set(states(supervisor).values()) == {"up"}, what="both hosts up"
+        )
+        assert {r["host"] for r in records(supervisor, "--host", "node-b")} == {"node-b"}
+        other.workers()
+        other.signal(signal.SIGKILL)
+        other.wait_exit()
+        killed_at = time.monotonic()
+        supervisor.wait_for(
+            lambda: (
+                states(supervisor, "--host", "node-b")
+                == {("node-b", "alpha", 0): "down", ("node-b", "beta", 0): "down"}
+            ),
+            timeout=FAST_REPORTS["service_down_time"] + 8,
+            what="node-b down",
+        )
+        assert time.monotonic() - killed_at < FAST_REPORTS["service_down_time"] + 8
+        assert states(supervisor, "--host", "node-a") == {("node-a", "alpha", 0): "up"}
+        assert supervisor.proc.poll() is None
+    finally:
+        other.kill_everything()
+    assert other.leftovers() == []
+
+
+@pytest.fixture
+def proxied_postgres(request) -> tuple[TcpProxy, str]:
+    """A PostgreSQL schema of this run, reached through a proxy the test can cut."""
+    url = request.getfixturevalue("postgres_database").new_schema_url()
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    proxy = TcpProxy((parsed.host or "127.0.0.1", parsed.port or 5432))
+    request.addfinalizer(proxy.close)
+    return proxy, parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(
+        hide_password=False
+    )
+
+
+def test_a_database_outage_is_logged_once_and_survived(supervisor, proxied_postgres):
+    proxy, url = proxied_postgres
+    supervisor.configure(
+        {"alpha": {"workers": 2, "tick_spacing": 0.2}},
+        default={"host": "node-a", **FAST_REPORTS},
+        database={"connection": url},
+    )
+    supervisor.start()
+    supervisor.wait_for(lambda: len(records_once_there(supervisor)) == 2, what="2 records")
+    pids = set(supervisor.worker_titles().values())
+    proxy.cut()
+    supervisor.wait_for(
+        lambda: supervisor.log().count("the database is unreachable") == 2, what="2 workers lose it"
+    )
+    ticks = supervisor.count("tick")
+    time.sleep(2.5)
+    assert supervisor.count("tick") > ticks, "periodic tasks go on during the outage"
+    assert supervisor.log().count("the database is unreachable") == 2, "logged once each"
+    assert set(supervisor.worker_titles().values()) == pids
+    proxy.restore()
+    supervisor.wait_for(
+        lambda: supervisor.log().count("the database is reachable again") == 2, what="back"
+    )
+    before = {r["worker_id"]: r["report_count"] for r in records(supervisor)}
+    supervisor.wait_for(
+        lambda: all(r["report_count"] > before[r["worker_id"]] for r in records(supervisor)),
+        what="reports resumed",
+    )
+
+
+def test_a_start_with_the_database_down_still_starts_the_workers(supervisor, proxied_postgres):
+    proxy, url = proxied_postgres
+    proxy.cut()
+    supervisor.configure(
+        {"alpha": {}}, default={"host": "node-a", **FAST_REPORTS}, database={"connection": url}
+    )
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("tick") >= 2, what="a worker ticking")
+    from tests.functional.test_ctl import ctl
+
+    supervisor.wait_for(
+        lambda: json.loads(ctl(supervisor, "status", "--json").stdout)["database"] == "unreachable",
+        what="status says the database is unreachable",
+    )
+    assert "the database is unreachable" in ctl(supervisor, "status").stdout
+    proxy.restore()
+    supervisor.wait_for(lambda: states(supervisor) == {("node-a", "alpha", 0): "up"}, what="up")
