@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import subprocess
 import time
+
+import pytest
 
 
 def test_a_manager_option_that_changes_type_does_not_stop_the_others(supervisor):
@@ -25,3 +30,50 @@ def test_a_manager_option_that_changes_type_does_not_stop_the_others(supervisor)
     assert supervisor.worker_titles() == before
     assert supervisor.count("cleanup_host") == 0, "a rejected reload stopped a worker"
     assert supervisor.count("reset") == 0
+
+
+@pytest.fixture
+def tiny_state_path(supervisor):
+    """The supervisor's state_path on a 256 KiB tmpfs, to fill up (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", supervisor.state_path],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield supervisor.state_path
+    subprocess.run(["umount", "-l", supervisor.state_path], check=False)
+
+
+def fill(directory: str) -> None:
+    fd = os.open(os.path.join(directory, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"x" * 4096)
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_rejects_the_reload_and_changes_nothing(supervisor, tiny_state_path, tmp_path):
+    database = {"connection": f"sqlite:///{tmp_path}/records.sqlite"}
+    supervisor.configure({"alpha": {"workers": 2, "label": "old"}}, database=database)
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 2, what="2 ready")
+    before = supervisor.worker_titles()
+    fill(tiny_state_path)
+    supervisor.configure({"alpha": {"workers": 2, "label": "new"}}, database=database)
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: "reload rejected" in supervisor.log(), what="the rejection")
+    assert "cannot write the config snapshot" in supervisor.log()
+    time.sleep(1)
+    assert supervisor.proc.poll() is None and "internal error" not in supervisor.log()
+    assert supervisor.worker_titles() == before and supervisor.count("reset") == 0
+
+    os.unlink(os.path.join(tiny_state_path, "filler"))
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: supervisor.count("reset") == 2, what="2 resets once there is room")
+    assert {w[2] for w in supervisor.events() if w[1] == "reset"} == {"new"}
+    assert supervisor.stop() == 0
