@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from supervisor.db import api
 from tests.functional.conftest import Supervisor
 from tests.tcpproxy import TcpProxy
 
@@ -234,3 +236,37 @@ def test_a_start_with_the_database_down_still_starts_the_workers(supervisor, pro
     assert "the database is unreachable" in ctl(supervisor, "status").stdout
     proxy.restore()
     supervisor.wait_for(lambda: states(supervisor) == {("node-a", "alpha", 0): "up"}, what="up")
+
+
+def test_a_database_schema_it_does_not_know_refuses_the_start(tmp_path):
+    """exit 78 and one line, nothing forked, as for any configuration error."""
+    from tests.dbfixtures import make_conf, sqlite_url
+    from tests.functional.conftest import render_config
+    from tests.functional.test_bad_config import run_supervisor
+
+    url = sqlite_url(tmp_path)
+    api.configure(make_conf(url))
+    try:
+        api.ensure_schema()
+    finally:
+        api.dispose()
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+        connection.execute(
+            "UPDATE mgr_supervisor_alembic_version SET version_num = '9999_from_the_future'"
+        )
+    state_path = tmp_path / "state"
+    config = tmp_path / "c.conf"
+    config.write_text(
+        render_config(
+            tmp_path / "events",
+            {"alpha": {}},
+            state_path=str(state_path),
+            database={"connection": url},
+        )
+    )
+    result = run_supervisor(tmp_path, "--config-file", str(config))
+    assert result.returncode == 78, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("mgr-supervisor: config error: [database] connection:"), line
+    assert "9999_from_the_future" in line
+    assert not (tmp_path / "events").exists(), "nothing was forked"
