@@ -11,6 +11,7 @@ Workers are forked here with `os.fork()`; no other thread exists, so nothing is 
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import selectors
@@ -497,10 +498,24 @@ class Arbiter:
     # -- start what is due
 
     def _start_due_workers(self, now: float) -> None:
-        for tracked in list(self._table.managers.values()):
-            if tracked.tracker.may_start(now):
-                for worker_id in self._table.missing_ids(tracked):
-                    self._spawn(tracked, worker_id, now)
+        due = [
+            (tracked, worker_id)
+            for tracked in list(self._table.managers.values())
+            if tracked.tracker.may_start(now)
+            for worker_id in self._table.missing_ids(tracked)
+        ]
+        if not due:
+            return
+        # Freeze the heap around the forks: a worker's garbage collector then never walks,
+        # so never writes to, the objects it inherited (each full collection would otherwise
+        # copy the whole parent heap page by page). The parent unfreezes at once, so its own
+        # garbage is still collected over months of restarts and reloads.
+        gc.freeze()
+        try:
+            for tracked, worker_id in due:
+                self._spawn(tracked, worker_id, now)
+        finally:
+            gc.unfreeze()
 
     def _spawn(self, tracked: ManagerRecord, worker_id: int, now: float) -> None:
         """Fork one worker; forwarded signals stay blocked until its handlers exist."""
