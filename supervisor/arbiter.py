@@ -139,7 +139,7 @@ class Arbiter:
         """
         db_api.configure(self._conf)
         try:
-            db_api.ensure_schema()
+            db_api.ensure_schema_once()
         except db_api.SchemaError as exc:
             raise config.ConfigError(f"[database] connection: {exc}") from None
         except Exception as exc:
@@ -149,7 +149,7 @@ class Arbiter:
                 type(exc).__name__,
             )
         finally:
-            db_api.dispose()
+            db_api.prepare_for_fork()
 
     def _tear_down(self) -> None:
         if self._table.workers:  # only after an error while stopping: never leave a worker

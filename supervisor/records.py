@@ -53,7 +53,6 @@ class ServiceRecord:
         self._created = threading.Event()
         self._stopping = threading.Event()
         self._connected: bool | None = None  # unknown until the first call
-        self._schema_checked = False
         self._thread = threading.Thread(target=self._run, name="service-record", daemon=True)
 
     def existing(self) -> Any:
@@ -101,9 +100,7 @@ class ServiceRecord:
             self._stopping.wait(self._report_interval)
 
     def _create(self) -> None:
-        if not self._schema_checked:  # the database may have been down when the parent began
-            self.db.ensure_schema()
-            self._schema_checked = True
+        self.db.ensure_schema_once()  # the database may have been down when the parent began
         self.row = self.db.service_create_or_update(self.host, self.topic, self.worker_id, self.pid)
         self._created.set()
         LOG.debug("%s: service record %s", self.label, self.row["id"])

@@ -150,6 +150,7 @@ class _Facade:
 _lock = threading.Lock()
 _settings: dict[str, Any] | None = None
 _facade: _Facade | None = None
+_schema_at_head: str | None = None  # the head revision ensure_schema() found in force
 
 
 def _after_fork_in_child() -> None:
@@ -168,7 +169,7 @@ def configure(conf: cfg.ConfigOpts) -> None:
     there: a child builds its own engine from the same settings anyway). Raises
     `InvalidConnection` when the connection URL cannot be used.
     """
-    global _settings, _facade
+    global _settings, _facade, _schema_at_head
     register_opts(conf)
     settings = {key: conf.database[key] for key in _ENGINE_OPTIONS}
     settings["connection"] = connection_url(settings["connection"])
@@ -185,6 +186,7 @@ def configure(conf: cfg.ConfigOpts) -> None:
             _facade.dispose()
         _settings = settings
         _facade = None
+        _schema_at_head = None
 
 
 def connection_url(raw: str | None) -> str:
@@ -230,6 +232,22 @@ def dispose() -> None:
         _facade = None
 
 
+def prepare_for_fork() -> None:
+    """In the parent before it forks workers: close its connections, keep its engines.
+
+    Children then reuse the engines, their compiled statements and configured mappers
+    (shared pages, and ~20 ms less per worker on its first call) and open their own
+    connections.
+    """
+    orm.configure_mappers()
+    if _schema_at_head is not None:  # reachable: compile the first query workers make
+        with contextlib.suppress(db_exc.DBError):
+            service_get("", "", -1)
+    with _lock:
+        if _facade is not None:
+            _facade.dispose()
+
+
 def _current() -> _Facade:
     global _facade
     facade = _facade
@@ -237,8 +255,11 @@ def _current() -> _Facade:
         return facade
     with _lock:
         if _facade is not None and _facade.pid != os.getpid():
-            _facade.dispose()  # inherited over a fork: dropped, not closed
-            _facade = None
+            # Inherited over a fork: its engines (and the pages they live in) are reused,
+            # the parent's pooled connections dropped without being closed.
+            _facade.dispose()
+            _facade.pid = os.getpid()
+            return _facade
         if _facade is None:
             if _settings is None:
                 raise NotConfigured("supervisor.db.api.configure(conf) was not called")
@@ -261,6 +282,9 @@ def _on_engine_create(engine: sa.Engine) -> None:
         # busy_timeout first: switching to WAL needs a lock another process may hold.
         dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode NORMAL never corrupts the database; a power cut may lose the last
+        # heartbeats. FULL would fsync every report and every record a stop marks.
+        dbapi_connection.execute("PRAGMA synchronous = NORMAL")
 
     @sa.event.listens_for(engine, "set_connection_execution_options")
     def _sqlite_begin_immediate(conn: sa.Connection, opts: dict[str, Any]) -> None:
@@ -448,6 +472,19 @@ def ensure_schema() -> None:
         f"the database schema is at revision {current}, this mgr-supervisor needs {head}: "
         f"run `{SYNC_COMMAND}`"
     )
+
+
+def ensure_schema_once() -> None:
+    """`ensure_schema()` once per process, and not again in the processes forked after it.
+
+    Workers call it before their first record: after a start with the database down,
+    the first of them to reach it creates the schema; otherwise it costs nothing.
+    """
+    global _schema_at_head
+    head = head_version()
+    if _schema_at_head != head:
+        ensure_schema()
+        _schema_at_head = head
 
 
 def _check_known(current: str | None) -> None:
