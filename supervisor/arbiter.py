@@ -350,7 +350,7 @@ class Arbiter:
             process.kill_session_orphans(record.pid)
             _, wait_status = os.waitpid(record.pid, 0)
             self._on_worker_exit(record, wait_status, now)
-        process.reap_orphans(self._session)
+        process.reap_orphans(self._session, self._table.workers)
 
     def _on_worker_exit(self, record: WorkerRecord, wait_status: int, now: float) -> None:
         del self._table.workers[record.pid]

@@ -12,7 +12,7 @@ import errno
 import logging
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import psutil
 
@@ -143,16 +143,17 @@ def kill_session_orphans(session: int) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-def reap_orphans(own_session: int) -> list[int]:
+def reap_orphans(own_session: int, workers: Collection[int] = ()) -> list[int]:
     """Reap exited children from another session: orphans re-parented to us, the subreaper.
 
     Workers each lead a session of their own, so everything they leave behind is in one;
     a child the parent started itself (a subprocess run while importing a manager) is in
-    the parent's session and is left to whoever waits for it. Returns the pids reaped.
+    the parent's session and is left to whoever waits for it. `workers` are never reaped
+    here: one may exit just now, and its status is the caller's. Returns the pids reaped.
     """
     reaped: list[int] = []
     for pid in children():
-        if session_of(pid) in (None, own_session):
+        if pid in workers or session_of(pid) in (None, own_session):
             continue
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)

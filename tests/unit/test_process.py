@@ -27,3 +27,11 @@ def test_reap_orphans_takes_other_sessions_only():
     os.waitid(os.P_PID, orphan.pid, os.WEXITED | os.WNOWAIT)
     assert reap_orphans(os.getsid(0)) == [orphan.pid]
     assert own.wait(timeout=5) == 0, "its exit status must still be there for its owner"
+
+
+def test_reap_orphans_never_takes_a_worker():
+    """A worker (its own session) that exits between two reaps keeps its status for us."""
+    worker = subprocess.Popen(["sh", "-c", "exit 7"], start_new_session=True)
+    os.waitid(os.P_PID, worker.pid, os.WEXITED | os.WNOWAIT)
+    assert reap_orphans(os.getsid(0), {worker.pid}) == []
+    assert worker.wait(timeout=5) == 7
