@@ -2,6 +2,8 @@
 
     python benchmarks/run.py [--sizes 8,32,128] [--repeats N] [--targets a,b] [--quick]
     python benchmarks/run.py --scale     # item 4: 256 demo workers start, reload, stop
+    MGR_BENCH_DB_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
+        python benchmarks/run.py --targets mgr-supervisor,mgr-supervisor-pg,cotyledon
 
 Targets run round-robin within each repeat (the starting target rotates), so machine noise
 falls on all of them alike. Every process started is killed by pid before the harness exits,
@@ -30,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks import procs, scale, targets
 from benchmarks.probe import Probe
 from benchmarks.scenarios import Result, measure
-from benchmarks.targets import CACHE, REPO, TARGETS, Supervisord
+from benchmarks.targets import CACHE, DEFAULT_TARGETS, REPO, TARGETS, Supervisord
 
 BASELINE = "cotyledon"
 # (field, heading, unit, aggregate): how each Result field is tabulated.
@@ -79,7 +81,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--large-repeats", type=int, default=2, help="runs per target for sizes of 100 and more"
     )
-    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets")
+    parser.add_argument(
+        "--targets",
+        default=",".join(DEFAULT_TARGETS),
+        help=f"comma-separated, of {', '.join(TARGETS)} (default {','.join(DEFAULT_TARGETS)}); "
+        "mgr-supervisor-pg needs MGR_BENCH_DB_URL",
+    )
     parser.add_argument("--quick", action="store_true", help="N=8, one repeat")
     parser.add_argument("--scale", action="store_true", help="run the 256-worker scale check")
     parser.add_argument("--scale-workers", type=int, default=256)
@@ -92,6 +99,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"unknown target(s) {', '.join(sorted(unknown))}; known: {', '.join(TARGETS)}")
     if args.quick:
         args.sizes, args.repeats, args.large_repeats = [8], 1, 1
+    if not args.scale:
+        for name in list(args.targets):
+            reason = TARGETS[name].unavailable()
+            if reason is not None:
+                print(f"skipping target {name}: {reason}", file=sys.stderr)
+                args.targets.remove(name)
+        if not args.targets:
+            parser.error("no target left to run")
     return args
 
 
@@ -203,7 +218,17 @@ def describe_machine() -> str:
         "?",
     )
     versions = []
-    for package in ("mgr-supervisor", "cotyledon", "oslo.service", "oslo.config", "eventlet"):
+    for package in (
+        "mgr-supervisor",
+        "cotyledon",
+        "oslo.service",
+        "oslo.config",
+        "eventlet",
+        "oslo.db",
+        "SQLAlchemy",
+        "alembic",
+        "psycopg",
+    ):
         try:
             versions.append(f"{package} {metadata.version(package)}")
         except metadata.PackageNotFoundError:

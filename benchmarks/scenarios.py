@@ -69,6 +69,7 @@ def measure(target_cls: type[Target], workers: int, probe: Probe, workdir: Path)
                 target.kill()
             target.close()
             procs.kill_all()
+            target.discard()
     return result
 
 

@@ -6,6 +6,7 @@ inside it) with its output in a log file, and is signalled by pid.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import psutil
 
@@ -23,6 +24,9 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mgr-su
 SUPERVISORD_REQUIREMENT = "supervisor>=4.2,<5"
 VENV_TIMEOUT_SECONDS = 600
 PACKAGES = ("supervisor", "workers", "benchmarks")
+# A PostgreSQL URL the harness may create and drop databases through (CREATEDB), e.g.
+# postgresql+psycopg://postgres@127.0.0.1:5432/test: enables the mgr-supervisor-pg target.
+DB_URL_ENV = "MGR_BENCH_DB_URL"
 
 
 def compile_sources() -> None:
@@ -51,6 +55,11 @@ class Target:
         self.log = workdir / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.pidfd = -1
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this target cannot run here (the run skips it), or None."""
+        return None
 
     def command(self, workers: int, probe: str) -> list[str]:
         raise NotImplementedError
@@ -112,6 +121,10 @@ class Target:
             self.pidfd = -1
         return status
 
+    def discard(self) -> None:
+        """Release what the launch holds outside its workdir; called once every process of
+        the launch is gone."""
+
     def keep_log(self) -> Path:
         """Copy the log out of the temporary directory, for a run that went wrong."""
         kept = CACHE / "logs" / f"{self.name}-{time.strftime('%Y%m%d-%H%M%S')}-{self.pid}.log"
@@ -154,8 +167,126 @@ class MgrSupervisor(Target):
                 probe = {probe}
                 """
             )
+            + self.extra_config()
         )
         return [str(script), "--config-file", str(config)]
+
+    def extra_config(self) -> str:
+        """More sections for the config file; by default none (SQLite in state_path)."""
+        return ""
+
+
+class MgrSupervisorPg(MgrSupervisor):
+    """The same, with its service records on PostgreSQL: `[database] connection` in a
+    database of its own per launch, created before the launch and dropped after it.
+
+    Needs MGR_BENCH_DB_URL (any database of the server; the harness connects to it only to
+    create and drop its own). The launch starts on an empty database, so its parent creates
+    the schema (alembic) before the first fork, as a first start in a fleet does.
+    """
+
+    name = "mgr-supervisor-pg"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        # Before the launch, so that the CREATE DATABASE is not timed.
+        self.database = ScratchDatabase(_bench_db_url())
+        self.database.create()
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        url = os.environ.get(DB_URL_ENV)
+        if not url:
+            return (
+                f"set {DB_URL_ENV} to a PostgreSQL URL, e.g. "
+                "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+            )
+        return ScratchDatabase(url).unreachable()
+
+    def extra_config(self) -> str:
+        return f"\n[database]\nconnection = {self.database.url}\n"
+
+    def discard(self) -> None:
+        self.database.drop()
+
+
+def _bench_db_url() -> str:
+    url = os.environ.get(DB_URL_ENV)
+    if not url:
+        raise RuntimeError(f"{DB_URL_ENV} is not set")
+    return url
+
+
+class ScratchDatabase:
+    """A PostgreSQL database of one launch, `mgrbench_<pid>_<n>`, so launches never meet.
+
+    Created and dropped through an AUTOCOMMIT connection to the database of `admin_url`;
+    the drop is `WITH (FORCE)`, so a connection a killed worker left cannot keep it.
+    """
+
+    _numbers = itertools.count(1)
+
+    def __init__(self, admin_url: str) -> None:
+        import sqlalchemy as sa  # only the PostgreSQL targets pay for it
+
+        self._admin = sa.engine.make_url(admin_url)
+        if self._admin.get_backend_name() != "postgresql":
+            raise ValueError(f"{DB_URL_ENV}: a postgresql:// URL is needed")
+        self.name = f"mgrbench_{os.getpid()}_{next(self._numbers)}"
+        self.url = self._admin.set(database=self.name).render_as_string(hide_password=False)
+        self._created = False
+
+    def _execute(self, statement: str, **params: Any) -> Any:
+        """Run one statement on the admin database; its first column of its first row."""
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(
+            self._admin, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
+        try:
+            with engine.connect() as conn:
+                result = conn.execute(sa.text(statement), params)
+                return result.scalar() if result.returns_rows else None
+        finally:
+            engine.dispose()
+
+    def backend_pids(self) -> list[int]:
+        """The server processes of the sessions open on this database now (pg_stat_activity)."""
+        pids = self._execute(
+            "SELECT coalesce(array_agg(pid), '{}') FROM pg_stat_activity WHERE datname = :name",
+            name=self.name,
+        )
+        return list(pids)
+
+    def unreachable(self) -> str | None:
+        """Why the server cannot be used (without the password), or None."""
+        try:
+            self._execute("SELECT 1")
+        except Exception as exc:
+            where = self._admin.render_as_string(hide_password=True)
+            return f"cannot connect to {where}: {type(exc).__name__}: {_first_line(exc)}"
+        return None
+
+    def create(self) -> None:
+        self._execute(f'CREATE DATABASE "{self.name}"')
+        self._created = True
+
+    def drop(self) -> None:
+        if self._created:
+            self._execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            self._created = False
+
+    def __enter__(self) -> ScratchDatabase:
+        self.create()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.drop()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
 
 
 class Cotyledon(Target):
@@ -239,5 +370,16 @@ class Supervisord(Target):
 
 
 TARGETS: dict[str, type[Target]] = {
-    cls.name: cls for cls in (MgrSupervisor, Cotyledon, OsloEventlet, OsloThreading, Supervisord)
+    cls.name: cls
+    for cls in (
+        MgrSupervisor,
+        MgrSupervisorPg,
+        Cotyledon,
+        OsloEventlet,
+        OsloThreading,
+        Supervisord,
+    )
 }
+# What runs without --targets: the peers of docs/benchmarks.md. mgr-supervisor-pg needs a
+# PostgreSQL server (MGR_BENCH_DB_URL) and is asked for by name.
+DEFAULT_TARGETS = [name for name in TARGETS if name != MgrSupervisorPg.name]
