@@ -295,7 +295,8 @@ class WorkerProcess:
 
     def run(self) -> int:
         """Host the service until a stop; returns the exit status."""
-        db_api.configure(CONF)
+        # The database api was configured, its schema checked and its engines built by the
+        # parent before it forked: this worker reuses them and opens its own connections.
         self.record = ServiceRecord(
             db_api,
             CONF.host,

@@ -166,8 +166,8 @@ def configure(conf: cfg.ConfigOpts) -> None:
     """Use `conf.database` from now on (registers the options if needed).
 
     Cheap and lazy: nothing connects here. Call it again after a reload (a changed
-    `[database]` closes this process's connections) or in a child after a fork (not needed
-    there: a child builds its own engine from the same settings anyway). Raises
+    `[database]` closes this process's connections); unchanged settings change nothing, so
+    a forked child keeps the engines and the schema check it inherited. Raises
     `InvalidConnection` when the connection URL cannot be used.
     """
     global _settings, _facade, _schema_at_head
@@ -181,7 +181,7 @@ def configure(conf: cfg.ConfigOpts) -> None:
     # call fails with DBConnectionError instead and the caller decides.
     settings["max_retries"] = 0
     with _lock:
-        if settings == _settings and _facade is not None and _facade.pid == os.getpid():
+        if settings == _settings:
             return
         if _facade is not None:
             _facade.dispose()
