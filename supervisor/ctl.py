@@ -58,7 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger().addHandler(logging.NullHandler())
     conf = cfg.ConfigOpts()
     config.register_static_opts(conf)
-    db_api.register_opts(conf)
     conf.register_cli_opt(cfg.SubCommandOpt("action", handler=_add_commands))
     try:
         config.parse_args(conf, list(sys.argv[1:] if argv is None else argv))

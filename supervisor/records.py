@@ -20,7 +20,6 @@ from supervisor import health
 
 LOG = logging.getLogger(__name__)
 
-BINARY = "mgr-supervisor"
 # How long the lifecycle waits for the record before going on without it (database down).
 CREATE_WAIT_SECONDS = 2.0
 
