@@ -123,9 +123,7 @@ class Arbiter:
             ) from None
         for spec in self._specs:
             self._add_manager(spec)
-        signal.set_wakeup_fd(self._signal_w, warn_on_full_buffer=False)
-        for sig in HANDLED_SIGNALS:
-            signal.signal(sig, _wake_only)
+        process.route_signals_to(self._signal_w, HANDLED_SIGNALS)
         self._selector.register(self._signal_r, selectors.EVENT_READ, self._read_signals)
         self._selector.register(self._ready_r, selectors.EVENT_READ, self._drain_ready)
         # cmd held SIGHUP blocked until now: a reload sent during start-up is handled here.
@@ -669,7 +667,3 @@ class Arbiter:
                 process.kill_trees(list(self._table.workers))
             self._child_exited = True
             self._reap(time.monotonic())
-
-
-def _wake_only(signum: int, frame: object) -> None:
-    """The signal's number reaches the loop through the wake-up fd."""

@@ -38,7 +38,7 @@ from supervisor.config import PROJECT, ManagerSpec
 from supervisor.db import api as db_api
 from supervisor.health import Beacon
 from supervisor.manager import Manager
-from supervisor.process import die_with_parent, terminate_descendants
+from supervisor.process import die_with_parent, route_signals_to, terminate_descendants
 from supervisor.records import ServiceRecord
 from supervisor.snapshot import SnapshotStore
 
@@ -281,11 +281,8 @@ class WorkerProcess:
         for fd in parent_fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        # Python-level handlers, not SIG_IGN: a caught signal is reset to its default on
-        # exec, so what a manager starts gets default dispositions (SIGINT included).
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, _wake_only)
+        # Caught, not SIG_IGN: what a manager starts gets default dispositions (SIGINT too).
+        route_signals_to(self._wake_w, (signal.SIGHUP, signal.SIGTERM, signal.SIGINT))
         signal.signal(signal.SIGALRM, self._alarm)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self._parent_pid = parent_pid
@@ -400,10 +397,6 @@ def _takes(method: Callable[..., Any], parameter: str) -> bool:
         return parameter in inspect.signature(method).parameters
     except (TypeError, ValueError):
         return False
-
-
-def _wake_only(signum: int, frame: object) -> None:
-    """The signal's number reaches the main thread through the wake-up fd."""
 
 
 def _call_service(label: str, method: Callable[[], None]) -> int | None:
