@@ -182,7 +182,7 @@ class Arbiter:
 
     # -- signals: read from the wake-up pipe, handled by name
 
-    def _read_signals(self, mask: int = 0) -> None:
+    def _read_signals(self, mask: int) -> None:
         with contextlib.suppress(BlockingIOError):
             self._pending_signals.extend(os.read(self._signal_r, 4096))
 
