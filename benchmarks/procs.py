@@ -11,6 +11,7 @@ import ctypes
 import os
 import select
 import signal
+import sys
 import time
 
 import psutil
@@ -41,6 +42,13 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
 def descendants() -> list[psutil.Process]:
     """Every live process below the harness: targets, their workers, adopted orphans."""
     return alive(psutil.Process().children(recursive=True))
+
+
+def kill_leftovers() -> None:
+    """At a harness's exit: kill what is left by pid, and say so if anything was."""
+    killed = kill_all()
+    if killed:
+        print(f"killed {killed} leftover process(es)", file=sys.stderr)
 
 
 def kill_all(rounds: int = 20) -> int:

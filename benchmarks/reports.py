@@ -62,9 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        killed = procs.kill_all()
-        if killed:
-            print(f"killed {killed} leftover process(es)", file=sys.stderr)
+        procs.kill_leftovers()
         if database is not None:
             database.drop()
     from benchmarks.run import describe_machine

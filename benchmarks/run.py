@@ -66,9 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        killed = procs.kill_all()
-        if killed:
-            print(f"killed {killed} leftover process(es)", file=sys.stderr)
+        procs.kill_leftovers()
     print(describe_machine())
     print(render(results, args.sizes))
     return 0
