@@ -45,9 +45,10 @@ def peer_uid(conn: socket.socket) -> int:
 class _Connection:
     """One client: what it sent so far, what is left to send it, and its deadline."""
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, deadline: float, uid: int) -> None:
         self.sock = sock
         self.deadline = deadline
+        self.uid = uid
         self.received = b""
         self.reply = b""
 
@@ -96,13 +97,8 @@ class ControlServer:
             sock.close()
             return
         sock.setblocking(False)
-        conn = _Connection(sock, time.monotonic() + CLIENT_TIMEOUT)
+        conn = _Connection(sock, time.monotonic() + CLIENT_TIMEOUT, peer_uid(sock))
         self._connections[sock.fileno()] = conn
-        uid = peer_uid(sock)
-        if uid not in (0, os.geteuid()):
-            LOG.warning("control socket: refused a request from uid %d", uid)
-            self._answer(conn, {"ok": False, "error": "permission denied"})
-            return
         self._selector.register(sock, selectors.EVENT_READ, lambda m: self._on_readable(conn))
 
     def _on_readable(self, conn: _Connection) -> None:
@@ -115,6 +111,12 @@ class ControlServer:
             return
         conn.received += chunk
         if b"\n" not in conn.received and chunk and len(conn.received) <= MAX_REQUEST_BYTES:
+            return
+        # Refused only once its request is read: closing on unread data would reset the
+        # connection, and the client would lose the answer that says why.
+        if conn.uid not in (0, os.geteuid()):
+            LOG.warning("control socket: refused a request from uid %d", conn.uid)
+            self._answer(conn, {"ok": False, "error": "permission denied"})
             return
         if len(conn.received.split(b"\n", 1)[0]) > MAX_REQUEST_BYTES:
             self._answer(conn, {"ok": False, "error": "malformed request: too large"})
