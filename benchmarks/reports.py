@@ -7,7 +7,8 @@ periodic_interval_max 60, report_interval 10, service_down_time 60) in a tempora
 state_path, its records in SQLite there, or with --db-url (postgresql+psycopg://...) in a
 PostgreSQL database of its own, created for the run and dropped after it. Once
 `mgr-supervisorctl status --json` shows every manager RUNNING, it reads the records
-(`services --json`), measures the supervisor parent's CPU and the workers' over --seconds
+(`services --json`), measures the CPU of the supervisor parent, of its service recorder
+and of the workers over --seconds
 (psutil `cpu_times`, 10 ms ticks, and schedstat, ns), reads the records again and checks
 that none lost a report: each record's report_count must be within ±1 of its count at the
 first reading plus the seconds between the readings / report_interval. Then SIGTERM; every
@@ -248,16 +249,17 @@ def _measure(
     first_at, first = _records(config)
 
     parent = psutil.Process(process.pid)
-    children = parent.children()
-    # PostgreSQL: the server processes of the workers' sessions, whose CPU the reports cost
-    # the database host (SQLite has none: its work is in the workers).
+    recorder = [c for c in parent.children() if _is_recorder(c)]
+    children = [c for c in parent.children() if c not in recorder]
+    # PostgreSQL: the server processes of the supervisor's sessions, whose CPU the reports
+    # cost the database host (SQLite has none: its work is in the recorder).
     backends = [] if database is None else _processes(database.backend_pids())
     before = time.monotonic()
     parent_before, children_before = _cpu([parent]), _cpu(children)
-    backends_before = _cpu(backends)
+    recorder_before, backends_before = _cpu(recorder), _cpu(backends)
     time.sleep(seconds)
     parent_after, children_after = _cpu([parent]), _cpu(children)
-    backends_after = _cpu(backends)
+    recorder_after, backends_after = _cpu(recorder), _cpu(backends)
     window = time.monotonic() - before
     last_at, last = _records(config)
 
@@ -266,13 +268,18 @@ def _measure(
     figures["parent_cpu_psutil_pct_of_core"] = 100 * figures["parent_cpu_psutil_s"] / window
     figures["parent_cpu_schedstat_s"] = (parent_after[1] - parent_before[1]) / 1e9
     figures["parent_cpu_schedstat_pct_of_core"] = 100 * figures["parent_cpu_schedstat_s"] / window
+    figures["recorder_cpu_schedstat_s"] = (recorder_after[1] - recorder_before[1]) / 1e9
+    figures["recorder_cpu_schedstat_pct_of_core"] = (
+        100 * figures["recorder_cpu_schedstat_s"] / window
+    )
     figures["workers_cpu_psutil_s"] = children_after[0] - children_before[0]
     figures["workers_cpu_schedstat_s"] = (children_after[1] - children_before[1]) / 1e9
     figures["workers_cpu_schedstat_pct_of_core"] = 100 * figures["workers_cpu_schedstat_s"] / window
     if database is not None:
         figures["pg_sessions"] = len(backends)
         figures["pg_backends_cpu_schedstat_s"] = (backends_after[1] - backends_before[1]) / 1e9
-    figures["same_workers"] = {c.pid for c in children} == {c.pid for c in parent.children()}
+    now_children = {c.pid for c in parent.children()}
+    figures["same_workers_and_recorder"] = {c.pid for c in children + recorder} == now_children
 
     pids = {c.pid for c in children}
     figures["records"] = len(last)
@@ -298,6 +305,14 @@ def _measure(
     figures["problems"] += lost[:5]
     if made:
         figures["workers_cpu_ms_per_report"] = 1000 * figures["workers_cpu_schedstat_s"] / made
+        figures["recorder_cpu_ms_per_report"] = 1000 * figures["recorder_cpu_schedstat_s"] / made
+
+
+def _is_recorder(process: psutil.Process) -> bool:
+    try:
+        return " ".join(process.cmdline()).strip() == "mgr-supervisor: recorder"
+    except psutil.Error:
+        return False
 
 
 def _processes(pids: list[int]) -> list[psutil.Process]:

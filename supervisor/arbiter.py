@@ -17,14 +17,24 @@ import os
 import selectors
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psutil
 import setproctitle
 from oslo_config import cfg
 
-from supervisor import config, control, health, process, snapshot, state, systemd, worker
+from supervisor import (
+    config,
+    control,
+    health,
+    process,
+    recorder,
+    snapshot,
+    state,
+    systemd,
+    worker,
+)
 from supervisor.db import api as db_api
 from supervisor.policy import RestartTracker, State
 from supervisor.table import RECYCLES, ManagerRecord, Table, WorkerRecord, describe_exit
@@ -53,12 +63,14 @@ class Arbiter:
             os.path.join(conf.state_path, "config-snapshot.json")
         )
         self._control: control.ControlServer | None = None
+        self._recorder: recorder.RecorderProcess | None = None
         self._lock_fd = -1
         self._signal_r, self._signal_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._ready_r, self._ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._pending_signals: list[int] = []
         self._child_exited = False
         self._stopping = False
+        self._stop_now = False  # a second SIGINT: kill what is left
         self._exit_status = 0
         self._announced_ready = False
         self._next_health_check = 0.0
@@ -115,6 +127,7 @@ class Arbiter:
             self._conf.supervisor.control_socket, self._on_control, self._selector
         )
         self._prepare_database()
+        self._recorder = recorder.RecorderProcess(state_path, self._conf.host)
         try:
             self._snapshots.publish(snapshot.take(self._conf, self._specs))
         except OSError as exc:
@@ -152,6 +165,10 @@ class Arbiter:
     def _tear_down(self) -> None:
         if self._table.workers:  # only after an error while stopping: never leave a worker
             process.kill_trees(list(self._table.workers))
+        if self._recorder is not None:
+            if self._recorder.pid is not None:
+                process.kill_trees([self._recorder.pid])
+            self._recorder.close()
         if self._control is not None:
             self._control.close()
         self._snapshots.remove()
@@ -176,6 +193,8 @@ class Arbiter:
             deadlines.append(self._next_watchdog)
         if self._control is not None and (deadline := self._control.next_deadline()):
             deadlines.append(deadline)
+        if self._recorder is not None and self._recorder.pid is None:
+            deadlines.append(self._recorder.not_before)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - now)
@@ -348,7 +367,20 @@ class Arbiter:
             process.kill_session_orphans(record.pid)
             _, wait_status = os.waitpid(record.pid, 0)
             self._on_worker_exit(record, wait_status, now)
-        process.reap_orphans(self._session, self._table.workers)
+        ours = set(self._table.workers)
+        if self._recorder is not None and self._recorder.pid is not None:
+            self._reap_recorder(self._recorder, now)
+            ours.add(self._recorder.pid or 0)
+        process.reap_orphans(self._session, ours)
+
+    def _reap_recorder(self, handle: recorder.RecorderProcess, now: float) -> None:
+        assert handle.pid is not None
+        try:
+            pid, wait_status = os.waitpid(handle.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, wait_status = handle.pid, 0xFF00
+        if pid:
+            handle.on_exit(describe_exit(wait_status), now, self._stopping)
 
     def _on_worker_exit(self, record: WorkerRecord, wait_status: int, now: float) -> None:
         del self._table.workers[record.pid]
@@ -496,6 +528,12 @@ class Arbiter:
     # -- start what is due
 
     def _start_due_workers(self, now: float) -> None:
+        if self._recorder is not None and self._recorder.due(now):
+            gc.freeze()
+            try:
+                self._recorder.start(self._pid, self._parent_fds(keep_recorder_socket=True))
+            finally:
+                gc.unfreeze()
         due = [
             (tracked, worker_id)
             for tracked in list(self._table.managers.values())
@@ -535,6 +573,7 @@ class Arbiter:
                     beacon=beacon,
                     snapshots=self._snapshots,
                     ready_fd=self._ready_w,
+                    recorder_path=self._recorder.path if self._recorder else "",
                     parent_pid=self._pid,
                     parent_fds=self._parent_fds(),
                 )
@@ -548,12 +587,14 @@ class Arbiter:
             tracked.spec.name, worker_id, pid, beacon, time.monotonic()
         )
 
-    def _parent_fds(self) -> list[int]:
-        """Descriptors a worker must not keep: its parent's loop, lock, socket and pipes."""
+    def _parent_fds(self, keep_recorder_socket: bool = False) -> list[int]:
+        """Descriptors a child must not keep: its parent's loop, lock, sockets and pipes."""
         fds = [self._selector.fileno(), self._signal_r, self._signal_w, self._ready_r]
         fds += [self._lock_fd, *self._notifier.fds()]
         if self._control is not None:
             fds += self._control.fds()
+        if self._recorder is not None and not keep_recorder_socket:
+            fds += self._recorder.fds()
         return fds
 
     # -- what it says: logs, systemd
@@ -621,7 +662,7 @@ class Arbiter:
         return {
             "pid": self._pid,
             "uptime": now - self._started_at,
-            "database": self._table.database_state(),
+            "database": self._recorder.database_state() if self._recorder else "unknown",
             "managers": self._table.status(now, self._stopping),
         }
 
@@ -646,24 +687,45 @@ class Arbiter:
         for record in self._table.workers.values():
             record.stop_reason = "stopping"
             process.stop_gracefully(record.pid)
+        self._wait_until_gone(lambda: list(self._table.workers), timeout, "worker(s)")
+        self._stop_recorder()
+
+    def _stop_recorder(self) -> None:
+        """Last, after the workers: the recorder writes the stops they sent, then exits."""
+        handle = self._recorder
+        if handle is None or handle.pid is None:
+            return
+        process.stop_gracefully(handle.pid)
+        if self._stop_now:
+            process.kill_trees([handle.pid])
+
+        def alive() -> list[int]:
+            return [] if handle.pid is None else [handle.pid]
+
+        self._wait_until_gone(alive, recorder.STOP_TIMEOUT, "service recorder(s)")
+
+    def _wait_until_gone(self, alive: Callable[[], list[int]], timeout: float, what: str) -> None:
+        """Reap until `alive()` is empty; SIGKILL what is left, with its descendants, at
+        `timeout` (0: none) or at a second SIGINT."""
         deadline = time.monotonic() + timeout if timeout > 0 else None
-        killed = False
-        while self._table.workers:
-            wait = None if deadline is None or killed else max(0.0, deadline - time.monotonic())
+        while alive():
+            late = deadline is None or self._stop_now
+            wait = None if late else max(0.0, deadline - time.monotonic())
             for key, mask in self._selector.select(wait):  # SIGCHLD or a second SIGINT
                 key.data(mask)
-            if signal.SIGINT in self._pending_signals and not killed:
+            if signal.SIGINT in self._pending_signals and not self._stop_now:
                 LOG.warning("second SIGINT: stopping now")
-                killed = True
-                process.kill_trees(list(self._table.workers))
+                self._stop_now = True
+                process.kill_trees(alive())
             self._pending_signals.clear()
-            if not killed and deadline is not None and time.monotonic() >= deadline:
+            if not self._stop_now and deadline is not None and time.monotonic() >= deadline:
                 LOG.warning(
-                    "%d worker(s) still running after %ss: killing them and their descendants",
-                    len(self._table.workers),
+                    "%d %s still running after %ss: killing them and their descendants",
+                    len(alive()),
+                    what,
                     timeout,
                 )
-                killed = True
-                process.kill_trees(list(self._table.workers))
+                deadline = None
+                process.kill_trees(alive())
             self._child_exited = True
             self._reap(time.monotonic())

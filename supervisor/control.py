@@ -60,7 +60,7 @@ class ControlServer:
         self.path = path
         self._handler = handler
         self._selector = selector
-        self._sock = _bind(path)
+        self._sock = listen_at(path, "control socket")
         self._connections: dict[int, _Connection] = {}
         selector.register(self._sock, selectors.EVENT_READ, self._accept)
 
@@ -161,8 +161,8 @@ class ControlServer:
         conn.sock.close()
 
 
-def _bind(path: str) -> socket.socket:
-    """Listen at `path`, replacing a socket file nobody listens on any more.
+def listen_at(path: str, what: str) -> socket.socket:
+    """Listen at `path` (0600, non-blocking), replacing a socket file nobody listens on.
 
     The caller holds the single-instance lock; a listener found here anyway is another
     program (a control_socket outside state_path), and is left alone.
@@ -178,11 +178,11 @@ def _bind(path: str) -> socket.socket:
         sock.bind(path)
     except OSError as exc:
         sock.close()
-        raise ControlError(f"{path}: cannot create the control socket: {exc.strerror}") from None
+        raise ControlError(f"{path}: cannot create the {what}: {exc.strerror}") from None
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
-    sock.listen(64)
+    sock.listen(1024)
     sock.setblocking(False)
     return sock
 

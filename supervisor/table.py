@@ -99,14 +99,6 @@ class Table:
             return State.STARTING
         return State.RUNNING
 
-    def database_state(self) -> str:
-        """As the workers' service records found it: "unreachable" if any says so."""
-        seen = {record.beacon.read().database for record in self.workers.values()}
-        for state in ("unreachable", "ok"):
-            if state in seen:
-                return state
-        return "unknown"
-
     def status(self, now: float, stopping: bool) -> list[dict[str, Any]]:
         """Per manager its state and counts, then each of its workers."""
         managers = []
@@ -146,7 +138,6 @@ def worker_status(record: WorkerRecord, now: float) -> dict[str, Any]:
         "uptime": now - record.forked_at,
         "rss_mb": rss_mb,
         "heartbeat_age": now - beacon.phase_since,
-        "database": beacon.database,
         "stopping": record.stop_reason,
     }
 

@@ -35,11 +35,10 @@ from oslo_context import context as oslo_context
 
 from supervisor import snapshot
 from supervisor.config import PROJECT, ManagerSpec
-from supervisor.db import api as db_api
 from supervisor.health import Beacon
 from supervisor.manager import Manager
 from supervisor.process import die_with_parent, route_signals_to, terminate_descendants
-from supervisor.records import ServiceRecord
+from supervisor.records import CREATE_WAIT_SECONDS, ServiceRecord
 from supervisor.snapshot import SnapshotStore
 
 LOG = logging.getLogger(__name__)
@@ -259,6 +258,7 @@ class WorkerProcess:
         beacon: Beacon,
         snapshots: SnapshotStore,
         ready_fd: int,
+        recorder_path: str,
     ) -> None:
         self.spec = spec
         self.worker_id = worker_id
@@ -266,6 +266,8 @@ class WorkerProcess:
         self.snapshots = snapshots
         self.label = f"{spec.name} worker({worker_id})"
         self._ready_fd = ready_fd
+        self._recorder_path = recorder_path
+        self._ready_deadline: float | None = None  # a plain Service waits for its record
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._run_status: int | None = None
         self._parent_pid = 0
@@ -292,27 +294,25 @@ class WorkerProcess:
 
     def run(self) -> int:
         """Host the service until a stop; returns the exit status."""
-        # The database api was configured, its schema checked and its engines built by the
-        # parent before it forked: this worker reuses them and opens its own connections.
+        # The host's recorder writes the record; this thread reads its answers and reports.
         self.record = ServiceRecord(
-            db_api,
-            CONF.host,
+            self._recorder_path,
             self.spec.name,
             self.worker_id,
             os.getpid(),
             self.beacon,
             self.spec.limits,
-            CONF.report_interval,
         )
+        self.record.connect()
         self.service = self._build()
         if self.service is None:
             return 1
         if not isinstance(self.service, ManagerService):
-            self.record.create()
+            self.record.request_start()
+            self._ready_deadline = time.monotonic() + CREATE_WAIT_SECONDS
         threading.Thread(target=self._run_service, name="run", daemon=True).start()
-        if not isinstance(self.service, ManagerService):
-            self._mark_ready()
         while True:
+            self._mark_ready_once_recorded()
             for number in self._wait_for_wakeups():
                 if number == signal.SIGTERM:
                     return self._stop()
@@ -348,7 +348,13 @@ class WorkerProcess:
         with contextlib.suppress(OSError):
             os.write(self._wake_w, bytes([_RUN_ENDED]))
 
-    def _mark_ready(self) -> None:
+    def _mark_ready_once_recorded(self) -> None:
+        """A plain Service is ready once its record is written, or after waiting for it."""
+        assert self.record is not None
+        deadline = self._ready_deadline
+        if deadline is None or not (self.record.created or time.monotonic() >= deadline):
+            return
+        self._ready_deadline = None
         self.beacon.mark_ready("running")
         self._notify_ready()
         LOG.info("%s: ready", self.label)
@@ -358,7 +364,23 @@ class WorkerProcess:
             os.write(self._ready_fd, b"r")
 
     def _wait_for_wakeups(self) -> bytes:
-        select.select([self._wake_r], [], [])
+        """Signal numbers (and the run thread's end); meanwhile the recorder's answers are
+        read and, every report_interval, a report is sent."""
+        assert self.record is not None
+        now = time.monotonic()
+        timeouts = [self.record.seconds_to_report(now, CONF.report_interval)]
+        if self._ready_deadline is not None:
+            timeouts.append(0.0 if self.record.created else self._ready_deadline - now)
+        timeout = min((t for t in timeouts if t is not None), default=None)
+        fds = [self._wake_r]
+        if (record_fd := self.record.fileno()) is not None:
+            fds.append(record_fd)
+        readable, _, _ = select.select(fds, [], [], None if timeout is None else max(0, timeout))
+        if record_fd is not None and record_fd in readable:
+            self.record.on_readable()
+        self.record.report_if_due(time.monotonic(), CONF.report_interval)
+        if self._wake_r not in readable:
+            return b""
         try:
             return os.read(self._wake_r, 512)
         except BlockingIOError:
@@ -418,13 +440,14 @@ def run_worker(
     beacon: Beacon,
     snapshots: SnapshotStore,
     ready_fd: int,
+    recorder_path: str,
     parent_pid: int,
     parent_fds: Iterable[int],
 ) -> NoReturn:
     """The child's whole life after `os.fork()`; never returns into the parent's code."""
     status = 1
     try:
-        worker = WorkerProcess(spec, worker_id, beacon, snapshots, ready_fd)
+        worker = WorkerProcess(spec, worker_id, beacon, snapshots, ready_fd, recorder_path)
         worker.set_up(parent_pid, parent_fds)
         status = worker.run()
         # However it ended (a stop, a hook that raised): what it started gets its grace.

@@ -29,7 +29,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -243,7 +243,7 @@ def prepare_for_fork() -> None:
     orm.configure_mappers()
     if _schema_at_head is not None:  # reachable: compile the first query workers make
         with contextlib.suppress(db_exc.DBError):
-            service_get("", "", -1)
+            services_get("", [("", -1)])
     with _lock:
         if _facade is not None:
             _facade.dispose()
@@ -359,6 +359,7 @@ def _write_connection() -> Iterator[sa.Connection]:
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+Key = tuple[str, int]  # a worker's (manager, worker id) on a host
 
 
 def _retry_on_disconnect(fn: _F) -> _F:
@@ -534,22 +535,45 @@ def service_get(host: str, topic: str, worker_id: int) -> models.Service | None:
         return session.scalars(_service_query(host, topic, worker_id)).one_or_none()
 
 
-@_retry_on_disconnect
-def service_create_or_update(host: str, topic: str, worker_id: int, pid: int) -> models.Service:
-    """The record of a starting worker: one row per (host, topic, worker_id), never per pid.
-
-    An existing row gets the new pid, stopped=False and last_seen_up=now (starting is a sign
-    of life); report_count, disabled and its reason are kept.
-    """
-    now = timeutils.utcnow()
-    values = {"pid": pid, "stopped": False, "last_seen_up": now}
-    where = (
-        models.Service.host == host,
-        models.Service.topic == topic,
-        models.Service.worker_id == worker_id,
+def _services_of(session: orm.Session, host: str, keys: Collection[Key]) -> dict[Key, Any]:
+    query = sa.select(models.Service).where(
+        models.Service.host == host, models.Service.topic.in_({topic for topic, _ in keys})
     )
+    rows = session.scalars(query.execution_options(populate_existing=True))
+    return {key: row for row in rows if (key := (row.topic, row.worker_id)) in keys}
+
+
+@_retry_on_disconnect
+def services_get(host: str, keys: Collection[Key]) -> dict[Key, models.Service]:
+    """The records of `host` for these (manager, worker id) keys, in one query; a key
+    without a record is left out."""
+    if not keys:
+        return {}
+    with _reader() as session:
+        return _services_of(session, host, keys)
+
+
+@_retry_on_disconnect
+def services_start(host: str, pids: Mapping[Key, int]) -> dict[Key, models.Service]:
+    """The records of starting workers, `{(manager, worker id): pid}`, in one transaction.
+
+    One row per (host, manager, worker id), never per pid: an existing row gets the new
+    pid, stopped=False and last_seen_up=now (starting is a sign of life); report_count,
+    disabled and its reason are kept. Returns every row, keyed as given.
+    """
+    if not pids:
+        return {}
+    now = timeutils.utcnow()
     with _writer() as session:
-        if _update(session, where, values) == 0:
+        for (topic, worker_id), pid in pids.items():
+            values = {"pid": pid, "stopped": False, "last_seen_up": now}
+            where = (
+                models.Service.host == host,
+                models.Service.topic == topic,
+                models.Service.worker_id == worker_id,
+            )
+            if _update(session, where, values):
+                continue
             try:
                 with session.begin_nested():
                     session.add(
@@ -558,15 +582,13 @@ def service_create_or_update(host: str, topic: str, worker_id: int, pid: int) ->
                         )
                     )
             except db_exc.DBDuplicateEntry:
-                # Another process created it since our UPDATE (PostgreSQL; SQLite's
+                # Another supervisor created it since our UPDATE (PostgreSQL; SQLite's
                 # IMMEDIATE transaction rules that out): update theirs.
                 LOG.debug(
                     "service %s/%s(%s) created meanwhile: updating it", host, topic, worker_id
                 )
                 _update(session, where, values)
-        return session.scalars(
-            _service_query(host, topic, worker_id).execution_options(populate_existing=True)
-        ).one()
+        return _services_of(session, host, pids.keys())
 
 
 def _update(session: orm.Session, where: tuple[Any, ...], values: dict[str, Any]) -> int:
@@ -579,39 +601,51 @@ def _update(session: orm.Session, where: tuple[Any, ...], values: dict[str, Any]
     return result.rowcount
 
 
-def service_report(service_id: int) -> models.Service | None:
-    """A heartbeat: report_count + 1 (in SQL, so no report is lost) and last_seen_up = now.
+def services_report(counts: Mapping[int, int]) -> dict[int, models.Service]:
+    """Heartbeats, `{service id: reports}`, in one transaction: report_count + reports (in
+    SQL, so no report is lost) and last_seen_up = now.
 
-    Returns the row, or None when it no longer exists (deleted by an operator). Not retried:
-    a report that committed before the connection broke would be counted twice.
+    Returns the rows by id; a row that no longer exists (deleted by an operator) is left
+    out. Not retried: reports that committed before the connection broke would count twice.
     """
+    if not counts:
+        return {}
     now = timeutils.utcnow()
+    by_count: dict[int, list[int]] = {}
+    for service_id, reports in counts.items():
+        by_count.setdefault(reports, []).append(service_id)
     with _writer() as session:
-        result = session.execute(
-            sa.update(models.Service)
-            .where(models.Service.id == service_id)
-            .values(
-                report_count=models.Service.report_count + 1,
-                last_seen_up=now,
-                updated_at=now,
+        for reports, ids in by_count.items():
+            session.execute(
+                sa.update(models.Service)
+                .where(models.Service.id.in_(ids))
+                .values(
+                    report_count=models.Service.report_count + reports,
+                    last_seen_up=now,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
             )
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 0:
-            return None
-        return session.get(models.Service, service_id, populate_existing=True)
+        query = sa.select(models.Service).where(models.Service.id.in_(counts))
+        rows = session.scalars(query.execution_options(populate_existing=True))
+        return {row.id: row for row in rows}
 
 
 @_retry_on_disconnect
-def service_mark_stopped(service_id: int) -> None:
-    """A stop the supervisor asked for: the record says stopped (until the next start)."""
+def services_mark_stopped(pids: Mapping[int, int]) -> None:
+    """Stops the supervisor asked for, `{service id: pid}`: each record says stopped (until
+    the next start), unless a newer worker with another pid has taken it already."""
+    if not pids:
+        return
+    now = timeutils.utcnow()
     with _writer() as session:
-        session.execute(
-            sa.update(models.Service)
-            .where(models.Service.id == service_id)
-            .values(stopped=True, updated_at=timeutils.utcnow())
-            .execution_options(synchronize_session=False)
-        )
+        for service_id, pid in pids.items():
+            session.execute(
+                sa.update(models.Service)
+                .where(models.Service.id == service_id, models.Service.pid == pid)
+                .values(stopped=True, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
 
 
 @_retry_on_disconnect

@@ -17,6 +17,7 @@ import pytest
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).with_name("mgr-supervisor")
+RECORDER_TITLE = "mgr-supervisor: recorder"
 
 
 def render_config(
@@ -124,13 +125,20 @@ class Supervisor:
             f"events: {self.events()}\nlog:\n{self.log()[-4000:]}"
         )
 
-    def workers(self) -> list[psutil.Process]:
+    def children(self) -> list[psutil.Process]:
+        """Every child: the workers and the service recorder."""
         try:
             children = psutil.Process(self.pid).children()
         except psutil.NoSuchProcess:
             return []
         self.seen_pids.update(child.pid for child in children)
         return children
+
+    def workers(self) -> list[psutil.Process]:
+        return [child for child in self.children() if not _is_recorder(child)]
+
+    def recorder(self) -> psutil.Process | None:
+        return next((child for child in self.children() if _is_recorder(child)), None)
 
     def worker_titles(self) -> dict[str, int]:
         titles = {}
@@ -205,3 +213,10 @@ def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
         run.kill_everything()
         shutil.rmtree(run.state_path, ignore_errors=True)
     assert not left, f"processes left behind: {left}\nlog:\n{run.log()[-4000:]}"
+
+
+def _is_recorder(process: psutil.Process) -> bool:
+    try:
+        return " ".join(process.cmdline()).strip() == RECORDER_TITLE
+    except psutil.Error:
+        return False

@@ -146,6 +146,8 @@ class EventService(cotyledon.Service):
 class RecordManager(EventManager):
     """Nova's current hook signatures: init_host and pre_start_hook get the service record."""
 
+    service_ref = None
+
     def init_host(self, service_ref: object = None) -> None:
         self._record("init_host-ref", _row_id(service_ref))
         super().init_host()
@@ -157,7 +159,14 @@ class RecordManager(EventManager):
                 service_ref["host"], service_ref["topic"], service_ref["worker_id"]
             )
         self._record("pre_start_hook-ref", _row_id(service_ref), _row_id(stored))
+        self.service_ref = service_ref
         super().pre_start_hook()
+
+    @periodic_task.periodic_task(spacing=1, run_immediately=True)
+    def watch_service_ref(self, context: object) -> None:
+        """What the kept `service_ref` says now: an operator's disable reaches it."""
+        if self.service_ref is not None:
+            self._record("service_ref-disabled", str(self.service_ref.disabled))
 
 
 def _row_id(row: object) -> str:

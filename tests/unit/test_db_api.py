@@ -61,7 +61,7 @@ def test_ensure_schema_creates_an_empty_database(db_conf, db_url):
 
 def test_ensure_schema_at_head_changes_nothing(db_conf):
     api.ensure_schema()
-    row = api.service_create_or_update("h", "alpha", 0, 1)
+    row = start_one("h", "alpha", 0, 1)
     api.ensure_schema()
     assert api.service_get("h", "alpha", 0)["id"] == row["id"]
 
@@ -104,7 +104,7 @@ def migrations_with_0002(tmp_path, monkeypatch):
 
 def test_ensure_schema_refuses_an_older_schema_and_db_sync_upgrades_it(db_conf, db_url, request):
     api.ensure_schema()  # at 0001, the shipped head
-    api.service_create_or_update("h", "alpha", 0, 1)
+    start_one("h", "alpha", 0, 1)
     request.getfixturevalue("migrations_with_0002")
 
     with pytest.raises(api.SchemaTooOld) as err:
@@ -157,9 +157,35 @@ def schema(db_conf):
     return db_conf
 
 
-def test_service_create_or_update_keeps_one_row_per_worker(schema):
+def start_one(host: str, topic: str, worker_id: int, pid: int):
+    return api.services_start(host, {(topic, worker_id): pid})[(topic, worker_id)]
+
+
+def report_one(service_id: int):
+    return api.services_report({service_id: 1}).get(service_id)
+
+
+def test_a_batch_starts_reports_and_stops_many_workers_at_once(schema):
+    keys = {("alpha", 0): 10, ("alpha", 1): 11, ("beta", 0): 12}
+    rows = api.services_start("node-1", keys)
+    assert {key: row["pid"] for key, row in rows.items()} == keys
+    assert api.services_get("node-1", [("alpha", 1), ("beta", 7)]).keys() == {("alpha", 1)}
+    assert api.services_get("node-2", keys) == {}
+    ids = {key: row["id"] for key, row in rows.items()}
+    reported = api.services_report({ids["alpha", 0]: 3, ids["alpha", 1]: 1})
+    assert {row["report_count"] for row in reported.values()} == {3, 1}
+    assert reported[ids["alpha", 0]]["report_count"] == 3
+    # A stop names the pid that stopped: a newer worker with the row already is not stopped.
+    api.services_mark_stopped({ids["alpha", 0]: 10, ids["alpha", 1]: 999})
+    after = api.services_get("node-1", keys)
+    assert (after["alpha", 0]["stopped"], after["alpha", 1]["stopped"]) == (True, False)
+    again = api.services_start("node-1", {("alpha", 0): 20})
+    assert again["alpha", 0]["stopped"] is False and again["alpha", 0]["report_count"] == 3
+
+
+def test_services_start_keeps_one_row_per_worker(schema):
     assert api.service_get("node-1", "alpha", 0) is None
-    row = api.service_create_or_update("node-1", "alpha", 0, 4242)
+    row = start_one("node-1", "alpha", 0, 4242)
     assert row["host"] == "node-1" and row["topic"] == "alpha" and row["worker_id"] == 0
     assert row["binary"] == models.BINARY == "mgr-supervisor"
     assert (row["pid"], row["report_count"], row["disabled"], row["stopped"]) == (
@@ -170,10 +196,10 @@ def test_service_create_or_update_keeps_one_row_per_worker(schema):
     )
     assert close_to_now(row["created_at"]) and close_to_now(row["last_seen_up"])
 
-    api.service_report(row["id"])
+    report_one(row["id"])
     api.service_set_disabled("node-1", "alpha", True, "maintenance")
-    api.service_mark_stopped(row["id"])
-    again = api.service_create_or_update("node-1", "alpha", 0, 4343)
+    api.services_mark_stopped({row["id"]: 4242})
+    again = start_one("node-1", "alpha", 0, 4343)
     assert again["id"] == row["id"]
     assert again["pid"] == 4343 and again["stopped"] is False
     assert again["report_count"] == 1, "restarts keep the count"
@@ -184,7 +210,7 @@ def test_service_create_or_update_keeps_one_row_per_worker(schema):
 
 
 def test_rows_behave_like_dicts(schema):
-    row = api.service_create_or_update("node-1", "alpha", 3, 77)
+    row = start_one("node-1", "alpha", 3, 77)
     assert row["worker_id"] == 3
     assert row.get("pid") == 77 and row.get("nope", "default") == "default"
     values = dict(row.items())
@@ -207,31 +233,31 @@ def test_rows_behave_like_dicts(schema):
     assert api.service_get("node-1", "alpha", 3)["pid"] == 77
 
 
-def test_service_report_counts_and_sets_last_seen_up(schema):
-    row = api.service_create_or_update("node-1", "alpha", 0, 1)
+def test_services_report_counts_and_sets_last_seen_up(schema):
+    row = start_one("node-1", "alpha", 0, 1)
     before = timeutils.utcnow()
     for expected in (1, 2, 3):
-        row = api.service_report(row["id"])
+        row = report_one(row["id"])
         assert row["report_count"] == expected
     assert before <= row["last_seen_up"] <= timeutils.utcnow()
     assert row["last_seen_up"].tzinfo is None
     assert api.service_get("node-1", "alpha", 0)["report_count"] == 3
 
 
-def test_service_report_of_a_deleted_row_returns_none(schema):
-    row = api.service_create_or_update("node-1", "alpha", 0, 1)
+def test_services_report_leaves_out_a_deleted_row(schema):
+    row = start_one("node-1", "alpha", 0, 1)
     assert api.service_delete("node-1") == 1
-    assert api.service_report(row["id"]) is None
+    assert report_one(row["id"]) is None
 
 
 def test_reports_from_many_processes_are_never_lost(schema):
-    row = api.service_create_or_update("node-1", "alpha", 0, 1)
+    row = start_one("node-1", "alpha", 0, 1)
     api.dispose()  # as the supervisor does before it forks
     processes, reports = 8, 25
 
     def report(i: int) -> None:
         for _ in range(reports):
-            api.service_report(row["id"])
+            report_one(row["id"])
 
     assert dbfixtures.run_in_children(processes, report) == [None] * processes
     assert api.service_get("node-1", "alpha", 0)["report_count"] == processes * reports
@@ -243,7 +269,7 @@ def test_workers_registering_at_once_get_one_row_each(schema):
     def register(i: int) -> None:
         # Every process writes every record: the same keys race each other.
         for worker_id in range(4):
-            api.service_create_or_update("node-1", "alpha", worker_id, os.getpid())
+            start_one("node-1", "alpha", worker_id, os.getpid())
 
     assert dbfixtures.run_in_children(6, register) == [None] * 6
     rows = api.service_get_all()
@@ -251,16 +277,16 @@ def test_workers_registering_at_once_get_one_row_each(schema):
 
 
 def test_a_child_that_inherits_the_engine_leaves_the_parents_connections_alone(schema):
-    row = api.service_create_or_update("node-1", "alpha", 0, 1)  # a pooled connection here
+    row = start_one("node-1", "alpha", 0, 1)  # a pooled connection here
     # No dispose(): the child inherits the engine and its pooled connection.
-    assert dbfixtures.run_in_children(2, lambda i: api.service_report(row["id"])) == [None] * 2
+    assert dbfixtures.run_in_children(2, lambda i: report_one(row["id"])) == [None] * 2
     # The parent's pooled connection still works (a child closing it would break it).
-    assert api.service_report(row["id"])["report_count"] == 3
+    assert report_one(row["id"])["report_count"] == 3
 
 
-def test_service_mark_stopped(schema):
-    row = api.service_create_or_update("node-1", "alpha", 0, 1)
-    assert api.service_mark_stopped(row["id"]) is None
+def test_services_mark_stopped(schema):
+    row = start_one("node-1", "alpha", 0, 1)
+    assert api.services_mark_stopped({row["id"]: 1}) is None
     stopped = api.service_get("node-1", "alpha", 0)
     assert stopped["stopped"] is True and stopped["pid"] == 1
     assert api.service_state(stopped, 60) == "stopped"
@@ -275,7 +301,7 @@ def test_service_get_all_orders_and_filters(schema):
         ("node-2", "alpha", 0),
         ("node-1", "alpha", 0),
     ]:
-        api.service_create_or_update(host, topic, worker_id, 1)
+        start_one(host, topic, worker_id, 1)
     keys = [(r["host"], r["topic"], r["worker_id"]) for r in api.service_get_all()]
     assert keys == sorted(keys)
     assert len(keys) == 6
@@ -292,8 +318,8 @@ def test_service_get_all_orders_and_filters(schema):
 
 def test_service_set_disabled_and_enabled(schema):
     for worker_id in range(3):
-        api.service_create_or_update("node-1", "alpha", worker_id, 1)
-    api.service_create_or_update("node-1", "beta", 0, 1)
+        start_one("node-1", "alpha", worker_id, 1)
+    start_one("node-1", "beta", 0, 1)
     assert api.service_set_disabled("node-1", "alpha", True, "disk replacement") == 3
     rows = api.service_get_all(topic="alpha")
     assert all(r["disabled"] and r["disabled_reason"] == "disk replacement" for r in rows)
@@ -307,8 +333,8 @@ def test_service_set_disabled_and_enabled(schema):
 
 def test_service_delete(schema):
     for host, topic in [("node-1", "alpha"), ("node-1", "beta"), ("node-2", "alpha")]:
-        api.service_create_or_update(host, topic, 0, 1)
-        api.service_create_or_update(host, topic, 1, 1)
+        start_one(host, topic, 0, 1)
+        start_one(host, topic, 1, 1)
     assert api.service_delete("node-1", "beta") == 2
     assert api.service_delete("node-2") == 2
     assert api.service_delete("node-2") == 0
@@ -341,7 +367,7 @@ def test_service_state():
 
 
 def test_service_state_of_a_real_row_goes_down(schema):
-    row = api.service_report(api.service_create_or_update("node-1", "alpha", 0, 1)["id"])
+    row = report_one(start_one("node-1", "alpha", 0, 1)["id"])
     assert api.service_state(row, 60) == "up"
     later = row["last_seen_up"] + datetime.timedelta(seconds=61)
     assert api.service_state(row, 60, now=later) == "down"
@@ -423,14 +449,14 @@ def test_host_resources_rejects_unknown_fields(schema):
 
 
 def test_dispose_then_use_again(schema):
-    row = api.service_create_or_update("node-1", "alpha", 0, 1)
+    row = start_one("node-1", "alpha", 0, 1)
     api.dispose()
     api.dispose()
-    assert api.service_report(row["id"])["report_count"] == 1
+    assert report_one(row["id"])["report_count"] == 1
 
 
 def test_configure_again_switches_database(schema, tmp_path):
-    api.service_create_or_update("node-1", "alpha", 0, 1)
+    start_one("node-1", "alpha", 0, 1)
     other = dbfixtures.make_conf(dbfixtures.sqlite_url(tmp_path / "other"))
     (tmp_path / "other").mkdir()
     api.configure(other)
@@ -466,9 +492,9 @@ def test_an_unreachable_database_raises_dbconnectionerror_quickly(db_url, tmp_pa
     try:
         for call in (
             lambda: api.service_get_all(),
-            lambda: api.service_create_or_update("h", "t", 0, 1),
-            lambda: api.service_report(1),
-            lambda: api.service_mark_stopped(1),
+            lambda: start_one("h", "t", 0, 1),
+            lambda: report_one(1),
+            lambda: api.services_mark_stopped({1: 1}),
             lambda: api.host_resources_add("h", {}),
             api.schema_version,
             api.ensure_schema,
@@ -487,7 +513,7 @@ def test_sqlite_runs_in_wal_mode_and_waits_for_a_lock(tmp_path):
     api.configure(dbfixtures.make_conf(url))
     try:
         api.ensure_schema()
-        row = api.service_create_or_update("node-1", "alpha", 0, 1)
+        row = start_one("node-1", "alpha", 0, 1)
         path = url[len("sqlite:///") :]
         other = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
         assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -495,7 +521,7 @@ def test_sqlite_runs_in_wal_mode_and_waits_for_a_lock(tmp_path):
         timer = threading.Timer(1.0, lambda: other.execute("COMMIT"))  # ... for a second
         timer.start()
         started = time.monotonic()
-        assert api.service_report(row["id"])["report_count"] == 1  # waits, no "locked"
+        assert report_one(row["id"])["report_count"] == 1  # waits, no "locked"
         assert time.monotonic() - started >= 0.9
         timer.join()
         other.close()
@@ -547,7 +573,7 @@ def postgresql_url(postgres_database):
 def test_a_postgresql_connection_killed_by_the_server_is_replaced(postgresql_url):
     db_url = postgresql_url
     api.ensure_schema()
-    row = api.service_create_or_update("node-1", "alpha", 0, 1)  # leaves a pooled connection
+    row = start_one("node-1", "alpha", 0, 1)  # leaves a pooled connection
     engine = engine_for(db_url)
     try:
         with engine.begin() as conn:
@@ -561,7 +587,7 @@ def test_a_postgresql_connection_killed_by_the_server_is_replaced(postgresql_url
     finally:
         engine.dispose()
     assert killed, "the api's pooled connection was found"
-    assert api.service_report(row["id"])["report_count"] == 1
+    assert report_one(row["id"])["report_count"] == 1
 
 
 def test_connection_url_checks_and_adds_postgresql_parameters():

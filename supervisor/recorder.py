@@ -1,0 +1,339 @@
+"""The host's recorder: one child of the supervisor that writes every worker's service record.
+
+Why a process of its own (docs/architecture.md, "Service records"): the parent's loop must
+never wait on a database, and a worker that ran SQLAlchemy for its own record copied ~10 MiB
+of the parent's pages and held a database connection of its own. The recorder batches what
+the workers ask for (`supervisor/records.py` is their side) into one transaction per kind and
+pass: N starts, N reports, N stops each cost one commit, on one connection per host.
+
+It listens on a Unix socket in `state_path` that the parent binds and keeps, so workers can
+connect before the recorder runs and while it is restarted; it leads a session of its own and
+dies with the parent at once (SIGKILL: a supervisor killed with SIGKILL leaves its rows to
+age out, so the host reads down). An unreachable database is logged once when lost and once
+when back; starts wait for it and are retried, reports made during an outage are lost, as in
+nova. Its beacon carries the database state to the parent's `status`.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import functools
+import logging
+import os
+import selectors
+import signal
+import socket
+import time
+from collections.abc import Iterable
+from typing import Any, NoReturn
+
+import setproctitle
+
+from supervisor import control, health, process
+from supervisor.config import PROJECT
+from supervisor.db import api as db_api
+from supervisor.records import decode_lines, encode
+
+LOG = logging.getLogger(__name__)
+
+SOCKET_NAME = "recorder.sock"
+# A start the database could not take is tried again this often.
+RETRY_SECONDS = 1.0
+# After a crash, the next recorder starts this much later, doubling up to the maximum.
+RESTART_DELAY_INITIAL = 0.5
+RESTART_DELAY_MAX = 30.0
+# A recorder that ran this long had no crash loop: the delay starts over.
+RESTART_DELAY_RESET_AFTER = 10.0
+# The parent waits this long for the recorder's last writes at a stop, then kills it.
+STOP_TIMEOUT = 5.0
+
+
+@dataclasses.dataclass(eq=False)
+class _Worker:
+    """One worker's connection, and what the recorder knows of its row."""
+
+    sock: socket.socket
+    buffer: bytearray = dataclasses.field(default_factory=bytearray)
+    key: tuple[str, int] | None = None  # (manager, worker id), from its first request
+    pid: int = 0
+    row_id: int | None = None
+
+
+class Recorder:
+    """The child's loop: read the workers' requests, write them in batches, answer."""
+
+    def __init__(self, listener: socket.socket, host: str, beacon: health.Beacon) -> None:
+        self._listener = listener
+        self._host = host
+        self._beacon = beacon
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._existing: list[_Worker] = []
+        self._starts: dict[_Worker, None] = {}  # kept until written: an ordered set
+        self._reports: collections.Counter[_Worker] = collections.Counter()
+        self._stops: dict[int, int] = {}  # row id -> pid of the worker that stopped
+        self._workers: set[_Worker] = set()
+        self._next_retry: float | None = None
+        self._reachable: bool | None = None  # unknown until the first call
+        self._stopping = False
+
+    def run(self) -> int:
+        process.route_signals_to(self._wake_w, (signal.SIGTERM, signal.SIGHUP, signal.SIGINT))
+        self._listener.setblocking(False)
+        self._selector.register(self._listener, selectors.EVENT_READ, self._accept)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, self._read_signals)
+        while not self._stopping:
+            timeout = None
+            if self._next_retry is not None:
+                timeout = max(0.0, self._next_retry - time.monotonic())
+            for key, _ in self._selector.select(timeout):
+                key.data()
+            self._flush()
+        # The parent stops the recorder after its workers: take what they sent last.
+        self._accept()
+        for worker in list(self._workers):
+            self._read(worker)
+        self._flush(final=True)
+        return 0
+
+    # -- reading
+
+    def _read_signals(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            if signal.SIGTERM in os.read(self._wake_r, 512):
+                self._stopping = True
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors: the worker retries at a report
+                LOG.warning("recorder: cannot accept a worker's connection: %s", exc)
+                return
+            sock.setblocking(False)
+            worker = _Worker(sock)
+            self._workers.add(worker)
+            self._selector.register(
+                sock, selectors.EVENT_READ, functools.partial(self._read, worker)
+            )
+
+    def _read(self, worker: _Worker) -> None:
+        while True:
+            try:
+                data = worker.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._drop(worker)
+                return
+            worker.buffer += data
+            for message in decode_lines(worker.buffer):
+                self._on_request(worker, message)
+
+    def _on_request(self, worker: _Worker, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op in ("existing", "start"):
+            try:
+                worker.key = (str(message["topic"]), int(message["worker_id"]))
+                worker.pid = int(message["pid"])
+            except (KeyError, TypeError, ValueError):
+                LOG.debug("recorder: malformed request %r", message)
+                return
+            if op == "existing":
+                self._existing.append(worker)
+            else:
+                self._starts[worker] = None
+        elif op == "report" and worker.row_id is not None:
+            self._reports[worker] += 1
+        elif op == "stopped":
+            self._starts.pop(worker, None)
+            self._reports.pop(worker, None)
+            if worker.row_id is not None:
+                self._stops[worker.row_id] = worker.pid
+
+    def _drop(self, worker: _Worker) -> None:
+        """A closed connection: a dead worker's row is left to age out (never reported)."""
+        self._workers.discard(worker)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(worker.sock)
+        worker.sock.close()
+        self._starts.pop(worker, None)
+        self._reports.pop(worker, None)
+
+    # -- writing: one transaction per kind, in the order that keeps a restart right
+
+    def _flush(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if self._existing:
+            asking, self._existing = self._existing, []
+            rows = self._call(db_api.services_get, self._host, {w.key for w in asking}) or {}
+            for worker in asking:
+                self._answer(worker, "existing", rows.get(worker.key))
+        if self._stops:
+            if self._call(db_api.services_mark_stopped, self._stops) is not None or final:
+                self._stops = {}
+        retry_due = self._next_retry is None or now >= self._next_retry or final
+        if self._starts and retry_due:
+            starting = list(self._starts)
+            pids = {w.key: w.pid for w in starting if w.key is not None}
+            rows = self._call(self._start_rows, pids)
+            if rows is None:
+                self._next_retry = now + RETRY_SECONDS
+            else:
+                self._next_retry = None
+                self._starts = {}
+                for worker in starting:
+                    row = rows.get(worker.key)
+                    worker.row_id = None if row is None else row["id"]
+                    self._answer(worker, "start", row)
+        if self._reports:
+            reporting, self._reports = self._reports, collections.Counter()
+            counts = {w.row_id: n for w, n in reporting.items() if w.row_id is not None}
+            rows = self._call(db_api.services_report, counts)
+            for worker in reporting:
+                if rows is None:
+                    continue  # made during an outage: lost, as in nova
+                row = rows.get(worker.row_id)
+                if row is None:  # deleted by an operator while it ran: made again
+                    self._starts[worker] = None
+                else:
+                    self._answer(worker, "report", row)
+
+    def _start_rows(self, pids: dict[tuple[str, int], int]) -> dict[tuple[str, int], Any]:
+        # The database may have been down when the parent began: the schema is made here.
+        db_api.ensure_schema_once()
+        return db_api.services_start(self._host, pids)
+
+    def _call(self, function: Any, *args: Any) -> Any:
+        """A database call; None when the database cannot be reached (logged once)."""
+        failure = None
+        try:
+            result = function(*args)
+        except Exception as exc:
+            LOG.debug("recorder: %s failed", function.__name__, exc_info=True)
+            failure = exc
+        # Logged outside the except block: oslo.log would add the exception's text, and a
+        # driver's text may quote the connection.
+        if failure is not None:
+            if self._reachable is not False:
+                LOG.error(
+                    "the database is unreachable (%s); service records wait for it",
+                    type(failure).__name__,
+                )
+            self._set_reachable(False)
+            return None
+        if self._reachable is False:
+            LOG.info("the database is reachable again")
+        self._set_reachable(True)
+        return result
+
+    def _set_reachable(self, reachable: bool) -> None:
+        self._reachable = reachable
+        self._beacon.set_database_ok(reachable)
+
+    def _answer(self, worker: _Worker, op: str, row: Any) -> None:
+        """Answer without ever waiting: a worker that does not read loses its connection
+        (and asks again at its next report), never a line cut in half."""
+        message = encode({"op": op, "row": None if row is None else dict(row.items())})
+        try:
+            sent = worker.sock.send(message)
+        except OSError:
+            sent = -1
+        if sent != len(message):
+            self._drop(worker)
+
+
+def run_recorder(
+    listener: socket.socket,
+    host: str,
+    beacon: health.Beacon,
+    parent_pid: int,
+    parent_fds: Iterable[int],
+) -> NoReturn:
+    """The recorder's whole life after `os.fork()`; never returns into the parent's code."""
+    status = 1
+    try:
+        with contextlib.suppress(OSError):
+            os.setsid()
+        for fd in parent_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        process.die_with_parent(parent_pid, signal.SIGKILL)
+        setproctitle.setproctitle(f"{PROJECT}: recorder")
+        recorder = Recorder(listener, host, beacon)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        status = recorder.run()
+    except BaseException:
+        LOG.exception("recorder: internal error")
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+    os._exit(status)
+
+
+class RecorderProcess:
+    """The parent's side: the socket it keeps, the child it forks, restarts and stops last."""
+
+    def __init__(self, state_path: str, host: str) -> None:
+        self.path = os.path.join(state_path, SOCKET_NAME)
+        self.listener = control.listen_at(self.path, "service recorder")
+        self.host = host
+        self.beacon = health.Beacon()
+        self.pid: int | None = None
+        self.started_at = 0.0
+        self.not_before = 0.0
+        self._delay = RESTART_DELAY_INITIAL
+
+    def fds(self) -> list[int]:
+        return [self.listener.fileno()]
+
+    def due(self, now: float) -> bool:
+        return self.pid is None and now >= self.not_before
+
+    def start(self, parent_pid: int, parent_fds: list[int]) -> None:
+        """Fork the recorder; blocked signals stay blocked until its handlers exist."""
+        previous_mask = signal.pthread_sigmask(
+            signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
+        )
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+            LOG.error("recorder: fork failed: %s", exc)
+            self._schedule_restart(time.monotonic())
+            return
+        if pid == 0:
+            try:
+                run_recorder(self.listener, self.host, self.beacon, parent_pid, parent_fds)
+            finally:
+                os._exit(1)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        self.pid = pid
+        self.started_at = time.monotonic()
+
+    def on_exit(self, status: str, now: float, stopping: bool) -> None:
+        self.pid = None
+        if stopping:
+            return
+        if now - self.started_at >= RESTART_DELAY_RESET_AFTER:
+            self._delay = RESTART_DELAY_INITIAL
+        LOG.error("the service recorder %s; restarting it in %.1fs", status, self._delay)
+        self._schedule_restart(now)
+
+    def _schedule_restart(self, now: float) -> None:
+        self.not_before = now + self._delay
+        self._delay = min(self._delay * 2, RESTART_DELAY_MAX)
+
+    def database_state(self) -> str:
+        return self.beacon.read().database
+
+    def close(self) -> None:
+        self.listener.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        self.beacon.close()
