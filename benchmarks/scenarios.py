@@ -152,7 +152,7 @@ def _parent_kill(target: Target, workers: int, probe: Probe, result: Result) -> 
     target.start(workers, probe.address)
     _wait_ready(target, probe, since, workers)
     time.sleep(PAUSE_SECONDS)
-    orphaned = target.workers()
+    orphaned = target.descendants()
     target.kill()
     procs.wait_exit(target.pidfd, STOP_TIMEOUT)
     time.sleep(SURVIVAL_SECONDS)

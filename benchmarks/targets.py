@@ -88,13 +88,20 @@ class Target:
             )
         self.pidfd = os.pidfd_open(self.process.pid)
 
-    def workers(self) -> list[psutil.Process]:
+    def descendants(self) -> list[psutil.Process]:
         """The parent's live descendants."""
         try:
             children = psutil.Process(self.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
         return [c for c in children if _running(c)]
+
+    def workers(self) -> list[psutil.Process]:
+        """The live descendants that run a manager (not a helper such as a recorder)."""
+        return [p for p in self.descendants() if not self.is_helper(p)]
+
+    def is_helper(self, process: psutil.Process) -> bool:
+        return False
 
     def signal(self, sig: int) -> None:
         os.kill(self.pid, sig)
@@ -174,6 +181,13 @@ class MgrSupervisor(Target):
     def extra_config(self) -> str:
         """More sections for the config file; by default none (SQLite in state_path)."""
         return ""
+
+    def is_helper(self, process: psutil.Process) -> bool:
+        """The service recorder, which writes the records and runs no manager."""
+        try:
+            return " ".join(process.cmdline()).strip() == "mgr-supervisor: recorder"
+        except psutil.Error:
+            return False
 
 
 class MgrSupervisorPg(MgrSupervisor):

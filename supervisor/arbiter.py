@@ -35,7 +35,7 @@ from supervisor import (
     systemd,
     worker,
 )
-from supervisor.db import api as db_api
+from supervisor.db import schema
 from supervisor.policy import RestartTracker, State
 from supervisor.table import RECYCLES, ManagerRecord, Table, WorkerRecord, describe_exit
 
@@ -127,7 +127,7 @@ class Arbiter:
             self._conf.supervisor.control_socket, self._on_control, self._selector
         )
         self._prepare_database()
-        self._recorder = recorder.RecorderProcess(state_path, self._conf.host)
+        self._recorder = recorder.RecorderProcess(state_path, self._conf)
         try:
             self._snapshots.publish(snapshot.take(self._conf, self._specs))
         except OSError as exc:
@@ -145,13 +145,13 @@ class Arbiter:
     def _prepare_database(self) -> None:
         """Create the schema when the database is empty; refuse one older than we need.
 
-        An unreachable database is no reason not to start: the workers write their records
-        when it is back. The parent's connections are closed before anything forks.
+        On SQLAlchemy Core and a connection closed at once: the ORM and oslo.db are the
+        recorder's to import. An unreachable database is no reason not to start: the
+        recorder writes the records when it is back.
         """
-        db_api.configure(self._conf)
         try:
-            db_api.ensure_schema_once()
-        except db_api.SchemaError as exc:
+            schema.ensure_for(self._conf.database.connection)
+        except schema.SchemaError as exc:
             raise config.ConfigError(f"[database] connection: {exc}") from None
         except Exception as exc:
             LOG.warning(
@@ -159,8 +159,6 @@ class Arbiter:
                 "records are written when it is back",
                 type(exc).__name__,
             )
-        finally:
-            db_api.prepare_for_fork()
 
     def _tear_down(self) -> None:
         if self._table.workers:  # only after an error while stopping: never leave a worker

@@ -427,12 +427,12 @@ def _validate_database(conf: cfg.ConfigOpts, raw: _RawConfig) -> None:
     for _group, opts in db.list_opts():
         for opt in opts:
             _read(conf, raw, db.DATABASE_GROUP, opt.dest, opt.secret)
-    # Imported here: SQLAlchemy is paid only by the commands that validate a config.
-    from supervisor.db import api as db_api
+    # Imported here: SQLAlchemy Core is paid only by the commands that validate a config.
+    from supervisor.db import schema
 
     try:
-        db_api.connection_url(conf.database.connection)
-    except db_api.InvalidConnection as exc:
+        schema.connection_url(conf.database.connection)
+    except schema.InvalidConnection as exc:
         raise ConfigError(
             f"{raw.where(db.DATABASE_GROUP, 'connection')}: [database] connection: {exc}"
         ) from None

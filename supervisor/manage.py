@@ -21,6 +21,7 @@ from oslo_db import exception as db_exc
 
 from supervisor import config
 from supervisor.db import api as db_api
+from supervisor.db import schema
 
 PROG = "mgr-supervisor-manage"
 EXIT_OK = 0
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = _reason(exc) + _sqlite_hint(conf.database.connection)
         print(f"{PROG}: db {action}: cannot reach the database: {reason}", file=sys.stderr)
         return EXIT_FAILURE
-    except db_api.SchemaError as exc:
+    except schema.SchemaError as exc:
         print(f"{PROG}: db {action}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except db_exc.DBError as exc:
@@ -87,7 +88,7 @@ def _sync() -> int:
 
 def _version() -> int:
     print(f"current: {db_api.schema_version() or 'none'}")
-    print(f"head: {db_api.head_version()}")
+    print(f"head: {schema.head_version()}")
     return EXIT_OK
 
 

@@ -30,10 +30,10 @@ from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import setproctitle
+from oslo_config import cfg
 
 from supervisor import control, health, process
 from supervisor.config import PROJECT
-from supervisor.db import api as db_api
 from supervisor.records import decode_lines, encode
 
 LOG = logging.getLogger(__name__)
@@ -64,9 +64,10 @@ class _Worker:
 class Recorder:
     """The child's loop: read the workers' requests, write them in batches, answer."""
 
-    def __init__(self, listener: socket.socket, host: str, beacon: health.Beacon) -> None:
+    def __init__(self, listener: socket.socket, host: str, beacon: health.Beacon, db: Any) -> None:
         self._listener = listener
         self._host = host
+        self._db = db
         self._beacon = beacon
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -78,12 +79,17 @@ class Recorder:
         self._next_retry: float | None = None
         self._reachable: bool | None = None  # unknown until the first call
         self._stopping = False
+        # The host's rows as they were when this recorder began: the first `existing` of
+        # each worker is answered from here at once (at start every worker asks together).
+        self._preloaded: dict[tuple[str, int], Any] = {}
 
     def run(self) -> int:
         process.route_signals_to(self._wake_w, (signal.SIGTERM, signal.SIGHUP, signal.SIGINT))
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, self._accept)
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._read_signals)
+        rows = self._call(self._db.service_get_all, self._host) or []
+        self._preloaded = {(row.topic, row.worker_id): row for row in rows}
         while not self._stopping:
             timeout = None
             if self._next_retry is not None:
@@ -145,7 +151,9 @@ class Recorder:
             except (KeyError, TypeError, ValueError):
                 LOG.debug("recorder: malformed request %r", message)
                 return
-            if op == "existing":
+            if op == "existing" and worker.key in self._preloaded:
+                self._answer(worker, "existing", self._preloaded.pop(worker.key))
+            elif op == "existing":
                 self._existing.append(worker)
             else:
                 self._starts[worker] = None
@@ -172,11 +180,11 @@ class Recorder:
         now = time.monotonic()
         if self._existing:
             asking, self._existing = self._existing, []
-            rows = self._call(db_api.services_get, self._host, {w.key for w in asking}) or {}
+            rows = self._call(self._db.services_get, self._host, {w.key for w in asking}) or {}
             for worker in asking:
                 self._answer(worker, "existing", rows.get(worker.key))
         if self._stops:
-            if self._call(db_api.services_mark_stopped, self._stops) is not None or final:
+            if self._call(self._db.services_mark_stopped, self._stops) is not None or final:
                 self._stops = {}
         retry_due = self._next_retry is None or now >= self._next_retry or final
         if self._starts and retry_due:
@@ -195,7 +203,7 @@ class Recorder:
         if self._reports:
             reporting, self._reports = self._reports, collections.Counter()
             counts = {w.row_id: n for w, n in reporting.items() if w.row_id is not None}
-            rows = self._call(db_api.services_report, counts)
+            rows = self._call(self._db.services_report, counts)
             for worker in reporting:
                 if rows is None:
                     continue  # made during an outage: lost, as in nova
@@ -207,8 +215,8 @@ class Recorder:
 
     def _start_rows(self, pids: dict[tuple[str, int], int]) -> dict[tuple[str, int], Any]:
         # The database may have been down when the parent began: the schema is made here.
-        db_api.ensure_schema_once()
-        return db_api.services_start(self._host, pids)
+        self._db.ensure_schema_once()
+        return self._db.services_start(self._host, pids)
 
     def _call(self, function: Any, *args: Any) -> Any:
         """A database call; None when the database cannot be reached (logged once)."""
@@ -251,7 +259,7 @@ class Recorder:
 
 def run_recorder(
     listener: socket.socket,
-    host: str,
+    conf: cfg.ConfigOpts,
     beacon: health.Beacon,
     parent_pid: int,
     parent_fds: Iterable[int],
@@ -266,7 +274,11 @@ def run_recorder(
                 os.close(fd)
         process.die_with_parent(parent_pid, signal.SIGKILL)
         setproctitle.setproctitle(f"{PROJECT}: recorder")
-        recorder = Recorder(listener, host, beacon)
+        # Imported here, in the child: the ORM and oslo.db are never the parent's to pay.
+        from supervisor.db import api as db_api
+
+        db_api.configure(conf)
+        recorder = Recorder(listener, conf.host, beacon, db_api)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         status = recorder.run()
     except BaseException:
@@ -279,10 +291,10 @@ def run_recorder(
 class RecorderProcess:
     """The parent's side: the socket it keeps, the child it forks, restarts and stops last."""
 
-    def __init__(self, state_path: str, host: str) -> None:
+    def __init__(self, state_path: str, conf: cfg.ConfigOpts) -> None:
         self.path = os.path.join(state_path, SOCKET_NAME)
         self.listener = control.listen_at(self.path, "service recorder")
-        self.host = host
+        self.conf = conf
         self.beacon = health.Beacon()
         self.pid: int | None = None
         self.started_at = 0.0
@@ -309,7 +321,7 @@ class RecorderProcess:
             return
         if pid == 0:
             try:
-                run_recorder(self.listener, self.host, self.beacon, parent_pid, parent_fds)
+                run_recorder(self.listener, self.conf, self.beacon, parent_pid, parent_fds)
             finally:
                 os._exit(1)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)

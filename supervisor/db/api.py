@@ -1,9 +1,11 @@
 """The data layer of service records (the default `db_driver`): module-level functions.
 
-Every function is safe in many forked processes: the engine (oslo.db's enginefacade over
-SQLAlchemy) is built lazily in the process that uses it, with that process's pid; a child
-that inherited its parent's engine drops it without touching the parent's connections and
-builds its own. The parent calls `dispose()` before it forks, so it hands over no connection.
+Its users are the host's recorder, which writes every service record, `mgr-supervisorctl
+services`, `mgr-supervisor-manage` and managers through `self.db`; the supervisor parent never
+imports it (`supervisor.db.schema` is its part). It configures itself from `cfg.CONF` on first
+use unless `configure(conf)` was called. The engine (oslo.db's enginefacade over SQLAlchemy)
+is built lazily in the process that uses it, with that process's pid; a child that inherited
+its parent's engine drops it without touching the parent's connections and builds its own.
 
 Times are naive datetimes in UTC (`oslo_utils.timeutils.utcnow()`). Rows are
 `supervisor.db.models` objects, detached from their session (`row["host"]`, `row.get()`,
@@ -26,11 +28,9 @@ import functools
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -41,26 +41,12 @@ from oslo_utils import timeutils
 from sqlalchemy import orm
 
 from supervisor import db as _db
-from supervisor.db import models
+from supervisor.db import models, schema
 
 LOG = logging.getLogger(__name__)
 
 register_opts = _db.register_opts
 
-MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
-SYNC_COMMAND = "mgr-supervisor-manage db sync"
-
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-# libpq parameters added to a PostgreSQL URL that does not set them itself.
-POSTGRESQL_CONNECT_ARGS = {
-    "application_name": "mgr-supervisor",  # pg_stat_activity tells our sessions apart
-    "connect_timeout": "3",  # seconds (libpq advises 2 at least)
-    "keepalives": "1",
-    "keepalives_idle": "5",
-    "keepalives_interval": "2",
-    "keepalives_count": "3",
-    "tcp_user_timeout": "10000",  # ms an unacknowledged write may wait
-}
 # One retry, 0.5 s later, for calls that are safe to repeat.
 RETRY_MAX = 1
 RETRY_INTERVAL = 0.5
@@ -83,8 +69,6 @@ _ENGINE_OPTIONS = (
     "connection_parameters",
     "synchronous_reader",
 )
-# An execution option on a connection that begins a write transaction (SQLite: IMMEDIATE).
-_WRITE = "mgr_supervisor_write"
 
 _HOST_RESOURCES_FIELDS = frozenset(
     {
@@ -99,29 +83,6 @@ _HOST_RESOURCES_FIELDS = frozenset(
         "disks",
     }
 )
-
-
-class NotConfigured(RuntimeError):
-    """A database call before `configure(conf)` in this process or its parent."""
-
-
-class InvalidConnection(ValueError):
-    """`[database] connection` cannot be used: not a URL, unknown dialect, driver missing.
-
-    The message never contains the URL (it may hold a password), only its scheme.
-    """
-
-
-class SchemaError(Exception):
-    """The database's schema is not the one this code needs."""
-
-
-class SchemaTooOld(SchemaError):
-    """The database has an older revision than head: `mgr-supervisor-manage db sync`."""
-
-
-class SchemaTooNew(SchemaError):
-    """The database has a revision this code does not know (a newer release wrote it)."""
 
 
 class _Facade:
@@ -168,14 +129,14 @@ def configure(conf: cfg.ConfigOpts) -> None:
     Cheap and lazy: nothing connects here. Call it again after a reload (a changed
     `[database]` closes this process's connections); unchanged settings change nothing, so
     a forked child keeps the engines and the schema check it inherited. Raises
-    `InvalidConnection` when the connection URL cannot be used.
+    `schema.InvalidConnection` when the connection URL cannot be used.
     """
     global _settings, _facade, _schema_at_head
     register_opts(conf)
     settings = {key: conf.database[key] for key in _ENGINE_OPTIONS}
-    settings["connection"] = connection_url(settings["connection"])
+    settings["connection"] = schema.connection_url(settings["connection"])
     if settings.get("slave_connection"):
-        settings["slave_connection"] = connection_url(settings["slave_connection"])
+        settings["slave_connection"] = schema.connection_url(settings["slave_connection"])
     # oslo.db would try `max_retries` times, `retry_interval` seconds apart (100 s by
     # default), to connect when the engine is built; we never block that long: the first
     # call fails with DBConnectionError instead and the caller decides.
@@ -190,63 +151,13 @@ def configure(conf: cfg.ConfigOpts) -> None:
         _schema_at_head = None
 
 
-def connection_url(raw: str | None) -> str:
-    """The URL the engine uses: checked, with our PostgreSQL connection parameters added.
-
-    Raises `InvalidConnection` (without the URL in the message) when it is unusable.
-    """
-    if not raw:
-        raise InvalidConnection("no database connection URL is set")
-    try:
-        url = sa.engine.make_url(raw)
-    except sa.exc.ArgumentError:
-        raise InvalidConnection("not a database URL (dialect+driver://...)") from None
-    scheme = url.drivername
-    try:
-        dialect = url.get_dialect()
-    except sa.exc.NoSuchModuleError:
-        raise InvalidConnection(f"unknown database dialect or driver {scheme!r}") from None
-    try:
-        dialect.import_dbapi()
-    except ImportError as exc:
-        hint = ""
-        if url.get_backend_name() == "postgresql":
-            hint = ": pip install 'mgr-supervisor[postgresql]' and use postgresql+psycopg://"
-        raise InvalidConnection(
-            f"the driver of {scheme!r} is not installed ({exc.name or exc}){hint}"
-        ) from None
-    if url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg":
-        missing = {k: v for k, v in POSTGRESQL_CONNECT_ARGS.items() if k not in url.query}
-        url = url.update_query_dict(missing)
-    return url.render_as_string(hide_password=False)
-
-
 def dispose() -> None:
-    """Close this process's database connections (the parent calls it before it forks).
-
-    The next call builds a new engine from the configured settings.
-    """
+    """Close this process's database connections; the next call builds a new engine."""
     global _facade
     with _lock:
         if _facade is not None:
             _facade.dispose()
         _facade = None
-
-
-def prepare_for_fork() -> None:
-    """In the parent before it forks workers: close its connections, keep its engines.
-
-    Children then reuse the engines, their compiled statements and configured mappers
-    (shared pages, and ~20 ms less per worker on its first call) and open their own
-    connections.
-    """
-    orm.configure_mappers()
-    if _schema_at_head is not None:  # reachable: compile the first query workers make
-        with contextlib.suppress(db_exc.DBError):
-            services_get("", [("", -1)])
-    with _lock:
-        if _facade is not None:
-            _facade.dispose()
 
 
 def _current() -> _Facade:
@@ -261,9 +172,11 @@ def _current() -> _Facade:
             _facade.dispose()
             _facade.pid = os.getpid()
             return _facade
+    if _settings is None:  # a manager's first `self.db` call: the process's own config
+        configure(cfg.CONF)
+    with _lock:
         if _facade is None:
-            if _settings is None:
-                raise NotConfigured("supervisor.db.api.configure(conf) was not called")
+            assert _settings is not None
             _facade = _Facade(_settings)
         return _facade
 
@@ -271,45 +184,7 @@ def _current() -> _Facade:
 def _on_engine_create(engine: sa.Engine) -> None:
     sa.event.remove(engine, "handle_error", exc_filters.handler)
     sa.event.listen(engine, "handle_error", _handle_error, retval=True)
-    if engine.dialect.name != "sqlite":
-        return
-
-    @sa.event.listens_for(engine, "do_connect")
-    def _sqlite_private_file(dialect: Any, record: Any, cargs: list[Any], cparams: Any) -> None:
-        _create_private_file(cargs[0] if cargs else cparams.get("database"))
-
-    @sa.event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
-        # busy_timeout first: switching to WAL needs a lock another process may hold.
-        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        dbapi_connection.execute("PRAGMA journal_mode = WAL")
-        # In WAL mode NORMAL never corrupts the database; a power cut may lose the last
-        # heartbeats. FULL would fsync every report and every record a stop marks.
-        dbapi_connection.execute("PRAGMA synchronous = NORMAL")
-
-    @sa.event.listens_for(engine, "set_connection_execution_options")
-    def _sqlite_begin_immediate(conn: sa.Connection, opts: dict[str, Any]) -> None:
-        # A write transaction takes the write lock as it begins, waiting up to the busy
-        # timeout for it. With oslo.db's deferred BEGIN a transaction that reads and then
-        # writes fails at once with SQLITE_BUSY when another process wrote in between (the
-        # busy timeout does not apply). The session sets the option before it begins; the
-        # marker is the one oslo.db's "begin" listener checks before it emits its BEGIN, and
-        # that its commit and rollback listeners clear.
-        if opts.get(_WRITE) and not conn.in_transaction() and "in_transaction" not in conn.info:
-            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
-            conn.info["in_transaction"] = True
-
-
-def _create_private_file(path: object) -> None:
-    """Create a missing SQLite file 0600 (as every file in state_path); SQLite gives its
-    -wal and -shm files the database file's mode."""
-    if not isinstance(path, str) or path in ("", ":memory:") or path.startswith("file:"):
-        return
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        os.close(os.open(path, flags, 0o600))
-    except OSError:
-        pass  # it exists (or cannot be made: SQLite says why when it opens it)
+    schema.install_engine_events(engine)
 
 
 def _handle_error(context: sa.engine.ExceptionContext) -> BaseException | None:
@@ -339,7 +214,7 @@ class _Context:
 @contextlib.contextmanager
 def _writer() -> Iterator[orm.Session]:
     with _current().manager.writer.using(_Context()) as session:
-        session.connection(execution_options={_WRITE: True})
+        session.connection(execution_options={schema.WRITE: True})
         yield session
 
 
@@ -347,15 +222,6 @@ def _writer() -> Iterator[orm.Session]:
 def _reader() -> Iterator[orm.Session]:
     with _current().manager.reader.using(_Context()) as session:
         yield session
-
-
-@contextlib.contextmanager
-def _write_connection() -> Iterator[sa.Connection]:
-    """A connection in a write transaction, committed at the end (for alembic)."""
-    with _current().manager.writer.get_engine().connect() as conn:
-        conn = conn.execution_options(**{_WRITE: True})
-        with conn.begin():
-            yield conn
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -391,130 +257,29 @@ def _retry_on_disconnect(fn: _F) -> _F:
 # --- schema -------------------------------------------------------------------------------
 
 
-def _alembic_config() -> Any:
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return config
-
-
-def _script() -> Any:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(_alembic_config())
-
-
-def head_version() -> str:
-    """The newest revision this code ships (alembic's head).
-
-    Read once per process (and inherited over a fork): the shipped files do not change.
-    """
-    return _head(MIGRATIONS_DIR)
-
-
-_REVISION_LINE = re.compile(r"""^(down_revision|revision)\s*=\s*["']?([^"'\s]+?)["']?\s*$""")
-
-
-@functools.lru_cache(maxsize=4)
-def _head(directory: Path) -> str:
-    """The revision no other revises, read from the migration files' own lines.
-
-    Not through alembic, whose import (about 75 ms, 145 modules) every start would pay;
-    alembic is loaded only to create or upgrade a schema. The history is linear.
-    """
-    revisions: set[str] = set()
-    revised: set[str] = set()
-    for path in sorted((directory / "versions").glob("*.py")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            match = _REVISION_LINE.match(line)
-            if match and match.group(2) != "None":
-                (revisions if match.group(1) == "revision" else revised).add(match.group(2))
-    heads = revisions - revised
-    assert len(heads) == 1, f"the shipped migrations must have one head, not {sorted(heads)}"
-    return heads.pop()
-
-
 def schema_version() -> str | None:
-    """The revision the database is at; None when it has none (an empty database).
-
-    Plain SQL on alembic's version table: no alembic import, nothing logged.
-    """
-    with _current().manager.reader.get_engine().connect() as conn:
-        if not sa.inspect(conn).has_table(_db.VERSION_TABLE):
-            return None
-        table = sa.table(_db.VERSION_TABLE, sa.column("version_num"))
-        versions = conn.execute(sa.select(table.c.version_num)).scalars().all()
-    if len(versions) > 1:  # branches: never in our linear history
-        raise SchemaTooNew(
-            f"the database schema has several revisions ({', '.join(sorted(versions))}), "
-            "unknown to this mgr-supervisor"
-        )
-    return versions[0] if versions else None
+    """The revision the database is at; None when it has none (an empty database)."""
+    return schema.schema_version(_current().manager.reader.get_engine())
 
 
 def sync() -> None:
-    """Upgrade the database to head (create it when empty); a no-op when it is at head.
-
-    Raises SchemaTooNew for a revision this code does not know.
-    """
-    _check_known(schema_version())
-    from alembic import command
-
-    config = _alembic_config()
-    with _write_connection() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+    """Upgrade the database to head (create it when empty); see `schema.sync`."""
+    schema.sync(_current().manager.writer.get_engine())
 
 
 def ensure_schema() -> None:
-    """Create the schema in an empty database; refuse any other revision than head.
-
-    SchemaTooOld names the command that upgrades it; SchemaTooNew says a newer release
-    wrote the database. Supervisors starting at once on an empty database create it once.
-    """
-    current = schema_version()
-    head = head_version()
-    if current == head:
-        return
-    if current is None:
-        sync()
-        return
-    _check_known(current)
-    raise SchemaTooOld(
-        f"the database schema is at revision {current}, this mgr-supervisor needs {head}: "
-        f"run `{SYNC_COMMAND}`"
-    )
+    """Create the schema in an empty database; refuse any other revision than head."""
+    schema.ensure(_current().manager.writer.get_engine())
 
 
 def ensure_schema_once() -> None:
-    """`ensure_schema()` once per process, and not again in the processes forked after it.
-
-    Workers call it before their first record: after a start with the database down,
-    the first of them to reach it creates the schema; otherwise it costs nothing.
-    """
+    """`ensure_schema()` once per process: the recorder calls it before it writes a record,
+    for a database that was down when the supervisor began; otherwise it costs nothing."""
     global _schema_at_head
-    head = head_version()
+    head = schema.head_version()
     if _schema_at_head != head:
         ensure_schema()
         _schema_at_head = head
-
-
-def _check_known(current: str | None) -> None:
-    from alembic.util import CommandError
-
-    if current is None:
-        return
-    try:
-        known = _script().get_revision(current)
-    except CommandError:
-        known = None
-    if known is None:
-        raise SchemaTooNew(
-            f"the database schema is at revision {current}, unknown to this mgr-supervisor "
-            f"(its newest is {head_version()}): a newer release upgraded it; upgrade "
-            "mgr-supervisor"
-        )
 
 
 # --- services -----------------------------------------------------------------------------
@@ -559,21 +324,32 @@ def services_start(host: str, pids: Mapping[Key, int]) -> dict[Key, models.Servi
 
     One row per (host, manager, worker id), never per pid: an existing row gets the new
     pid, stopped=False and last_seen_up=now (starting is a sign of life); report_count,
-    disabled and its reason are kept. Returns every row, keyed as given.
+    disabled and its reason are kept. Returns every row, keyed as given. The rows that
+    exist are updated by one statement executed for all (executemany).
     """
     if not pids:
         return {}
     now = timeutils.utcnow()
+    table = models.Service.__table__
+    update = (
+        sa.update(table)
+        .where(
+            table.c.host == host,
+            table.c.topic == sa.bindparam("b_topic"),
+            table.c.worker_id == sa.bindparam("b_worker_id"),
+        )
+        .values(pid=sa.bindparam("b_pid"), stopped=False, last_seen_up=now, updated_at=now)
+    )
     with _writer() as session:
+        session.execute(
+            update,
+            [{"b_topic": t, "b_worker_id": w, "b_pid": pid} for (t, w), pid in pids.items()],
+        )
+        rows = _services_of(session, host, pids.keys())
         for (topic, worker_id), pid in pids.items():
-            values = {"pid": pid, "stopped": False, "last_seen_up": now}
-            where = (
-                models.Service.host == host,
-                models.Service.topic == topic,
-                models.Service.worker_id == worker_id,
-            )
-            if _update(session, where, values):
+            if (topic, worker_id) in rows:
                 continue
+            values = {"pid": pid, "stopped": False, "last_seen_up": now}
             try:
                 with session.begin_nested():
                     session.add(
@@ -587,8 +363,15 @@ def services_start(host: str, pids: Mapping[Key, int]) -> dict[Key, models.Servi
                 LOG.debug(
                     "service %s/%s(%s) created meanwhile: updating it", host, topic, worker_id
                 )
+                where = (
+                    models.Service.host == host,
+                    models.Service.topic == topic,
+                    models.Service.worker_id == worker_id,
+                )
                 _update(session, where, values)
-        return _services_of(session, host, pids.keys())
+        if len(rows) < len(pids):
+            rows = _services_of(session, host, pids.keys())
+        return rows
 
 
 def _update(session: orm.Session, where: tuple[Any, ...], values: dict[str, Any]) -> int:
@@ -632,20 +415,15 @@ def services_report(counts: Mapping[int, int]) -> dict[int, models.Service]:
 
 
 @_retry_on_disconnect
-def services_mark_stopped(pids: Mapping[int, int]) -> None:
-    """Stops the supervisor asked for, `{service id: pid}`: each record says stopped (until
-    the next start), unless a newer worker with another pid has taken it already."""
+def services_mark_stopped(pids: Mapping[int, int]) -> int:
+    """Stops the supervisor asked for, `{service id: pid}`, in one statement: each record
+    says stopped (until the next start), unless a newer worker with another pid has taken
+    it already. Returns how many records it marked."""
     if not pids:
-        return
-    now = timeutils.utcnow()
+        return 0
+    pairs = sa.tuple_(models.Service.id, models.Service.pid).in_(list(pids.items()))
     with _writer() as session:
-        for service_id, pid in pids.items():
-            session.execute(
-                sa.update(models.Service)
-                .where(models.Service.id == service_id, models.Service.pid == pid)
-                .values(stopped=True, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
+        return _update(session, (pairs,), {"stopped": True})
 
 
 @_retry_on_disconnect

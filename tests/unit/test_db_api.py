@@ -25,6 +25,7 @@ from oslo_utils import timeutils
 
 from supervisor import db
 from supervisor.db import api, models
+from supervisor.db import schema as db_schema
 from tests import dbfixtures
 
 MANAGE = Path(sys.executable).with_name("mgr-supervisor-manage")
@@ -53,9 +54,9 @@ def close_to_now(value: datetime.datetime, seconds: float = 5.0) -> bool:
 
 def test_ensure_schema_creates_an_empty_database(db_conf, db_url):
     assert api.schema_version() is None
-    assert api.head_version() == "0001"
+    assert db_schema.head_version() == "0001"
     api.ensure_schema()
-    assert api.schema_version() == api.head_version()
+    assert api.schema_version() == db_schema.head_version()
     assert {"services", "host_resources", db.VERSION_TABLE} <= tables(db_url)
 
 
@@ -87,7 +88,9 @@ def test_the_migrated_schema_is_the_models(db_conf, db_url):
 def migrations_with_0002(tmp_path, monkeypatch):
     """The shipped migrations plus a 0002 that adds a column: the database at 0001 is old."""
     directory = tmp_path / "migrations"
-    shutil.copytree(api.MIGRATIONS_DIR, directory, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        db_schema.MIGRATIONS_DIR, directory, ignore=shutil.ignore_patterns("__pycache__")
+    )
     (directory / "versions" / "0002_test.py").write_text(
         "import sqlalchemy as sa\n"
         "from alembic import op\n"
@@ -99,7 +102,7 @@ def migrations_with_0002(tmp_path, monkeypatch):
         "    with op.batch_alter_table('services') as batch:\n"
         "        batch.add_column(sa.Column('forced_down', sa.Boolean, nullable=True))\n"
     )
-    monkeypatch.setattr(api, "MIGRATIONS_DIR", directory)
+    monkeypatch.setattr(db_schema, "MIGRATIONS_DIR", directory)
 
 
 def test_ensure_schema_refuses_an_older_schema_and_db_sync_upgrades_it(db_conf, db_url, request):
@@ -107,7 +110,7 @@ def test_ensure_schema_refuses_an_older_schema_and_db_sync_upgrades_it(db_conf, 
     start_one("h", "alpha", 0, 1)
     request.getfixturevalue("migrations_with_0002")
 
-    with pytest.raises(api.SchemaTooOld) as err:
+    with pytest.raises(db_schema.SchemaTooOld) as err:
         api.ensure_schema()
     message = str(err.value)
     assert "revision 0001" in message and "needs 0002" in message
@@ -134,9 +137,11 @@ def test_an_unknown_revision_is_too_new(db_conf, db_url):
             conn.execute(sa.text(f"UPDATE {db.VERSION_TABLE} SET version_num = '9999'"))
     finally:
         engine.dispose()
-    with pytest.raises(api.SchemaTooNew, match="revision 9999, unknown to this mgr-supervisor"):
+    with pytest.raises(
+        db_schema.SchemaTooNew, match="revision 9999, unknown to this mgr-supervisor"
+    ):
         api.ensure_schema()
-    with pytest.raises(api.SchemaTooNew):
+    with pytest.raises(db_schema.SchemaTooNew):
         api.sync()
     assert api.schema_version() == "9999", "nothing was changed"
 
@@ -145,7 +150,7 @@ def test_supervisors_starting_at_once_create_an_empty_database_once(db_conf):
     api.dispose()
     errors = dbfixtures.run_in_children(6, lambda i: api.ensure_schema())
     assert errors == [None] * 6
-    assert api.schema_version() == api.head_version()
+    assert api.schema_version() == db_schema.head_version()
 
 
 # --- services -----------------------------------------------------------------------------
@@ -286,7 +291,7 @@ def test_a_child_that_inherits_the_engine_leaves_the_parents_connections_alone(s
 
 def test_services_mark_stopped(schema):
     row = start_one("node-1", "alpha", 0, 1)
-    assert api.services_mark_stopped({row["id"]: 1}) is None
+    assert api.services_mark_stopped({row["id"]: 1}) == 1
     stopped = api.service_get("node-1", "alpha", 0)
     assert stopped["stopped"] is True and stopped["pid"] == 1
     assert api.service_state(stopped, 60) == "stopped"
@@ -465,13 +470,19 @@ def test_configure_again_switches_database(schema, tmp_path):
     assert len(api.service_get_all()) == 1
 
 
-def test_not_configured_is_an_error():
-    code = "from supervisor.db import api\ntry:\n    api.service_get_all()\n"
-    code += "except api.NotConfigured as e:\n    print('NotConfigured:', e)\n"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+def test_a_process_that_did_not_configure_it_uses_cfg_conf(tmp_path):
+    """A manager's first `self.db` call in a worker: the api reads the global config."""
+    url = dbfixtures.sqlite_url(tmp_path)
+    code = (
+        "import sys\nfrom oslo_config import cfg\nfrom supervisor.db import api\n"
+        "api.register_opts(cfg.CONF)\ncfg.CONF([], project='x', default_config_files=[])\n"
+        "cfg.CONF.set_override('connection', sys.argv[1], 'database')\n"
+        "api.ensure_schema()\nprint(api.schema_version())\n"
     )
-    assert "NotConfigured: supervisor.db.api.configure(conf) was not called" in out.stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code, url], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.stdout.strip() == db_schema.head_version(), out.stderr
 
 
 def closed_port() -> int:
@@ -591,20 +602,20 @@ def test_a_postgresql_connection_killed_by_the_server_is_replaced(postgresql_url
 
 
 def test_connection_url_checks_and_adds_postgresql_parameters():
-    url = api.connection_url("postgresql+psycopg://u:pw@db.example:5432/x?connect_timeout=9")
+    url = db_schema.connection_url("postgresql+psycopg://u:pw@db.example:5432/x?connect_timeout=9")
     parsed = sa.engine.make_url(url)
     assert parsed.password == "pw"
     assert parsed.query["connect_timeout"] == "9", "the operator's own value wins"
     assert parsed.query["keepalives"] == "1" and parsed.query["application_name"]
-    assert api.connection_url("sqlite:////x/y.sqlite") == "sqlite:////x/y.sqlite"
+    assert db_schema.connection_url("sqlite:////x/y.sqlite") == "sqlite:////x/y.sqlite"
     for bad, message in [
         ("", "no database connection URL"),
         ("s3cret-not-a-url", "not a database URL"),
         ("nosuch://u:s3cret@h/x", "unknown database dialect or driver 'nosuch'"),
         ("postgresql+nosuch://u:s3cret@h/x", "unknown database dialect or driver"),
     ]:
-        with pytest.raises(api.InvalidConnection, match=message) as err:
-            api.connection_url(bad)
+        with pytest.raises(db_schema.InvalidConnection, match=message) as err:
+            db_schema.connection_url(bad)
         assert "s3cret" not in str(err.value)
 
 
@@ -615,8 +626,10 @@ def test_a_missing_driver_is_named_without_the_url():
         pass
     else:
         pytest.skip("mysqlclient is installed here")
-    with pytest.raises(api.InvalidConnection, match="driver of 'mysql\\+mysqldb' is not installed"):
-        api.connection_url("mysql+mysqldb://u:s3cret@h/x")
+    with pytest.raises(
+        db_schema.InvalidConnection, match="driver of 'mysql\\+mysqldb' is not installed"
+    ):
+        db_schema.connection_url("mysql+mysqldb://u:s3cret@h/x")
 
 
 # --- mgr-supervisor-manage ----------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sys
 
 from oslo_config import cfg
 from oslo_service import periodic_task
@@ -45,10 +46,16 @@ def test_host_defaults_to_conf_host():
     assert Manager(host="node-9").host == "node-9"
 
 
-def test_db_driver_is_imported_as_self_db():
+def test_db_driver_is_imported_as_self_db_at_its_first_use():
     import json
 
-    assert Manager(db_driver="json").db is json
+    name = "tests.unit.lazy_db_driver"
+    sys.modules.pop(name, None)
+    manager = Manager(db_driver=name)
+    assert name not in sys.modules, "not imported while the manager is built"
+    assert manager.db.ANSWER == 42
+    assert sys.modules[name].ANSWER == 42
+    assert Manager(db_driver="json").db.dumps([1]) == json.dumps([1])
     assert not hasattr(Manager(), "db")
 
 
