@@ -59,6 +59,7 @@ class _Worker:
     key: tuple[str, int] | None = None  # (manager, worker id), from its first request
     pid: int = 0
     row_id: int | None = None
+    told_to_wait: bool = False  # its start was answered "not written yet"
 
 
 class Recorder:
@@ -193,6 +194,10 @@ class Recorder:
             rows = self._call(self._start_rows, pids)
             if rows is None:
                 self._next_retry = now + RETRY_SECONDS
+                for worker in starting:  # go on without it; the row follows when written
+                    if not worker.told_to_wait:
+                        worker.told_to_wait = True
+                        self._answer(worker, "start", None)
             else:
                 self._next_retry = None
                 self._starts = {}

@@ -8,8 +8,8 @@ of the parent's pages are copied for it, and the database sees one connection pe
 
 Messages are JSON lines. Worker to recorder: `{"op": "existing" | "start", "topic",
 "worker_id", "pid"}`, then `{"op": "report"}` and `{"op": "stopped"}`. Recorder to worker:
-`{"op": "existing" | "start" | "report", "row": {...} | null}`; a start written late (the
-database was down) is answered when it is written.
+`{"op": "existing" | "start" | "report", "row": {...} | null}`. A start the database cannot
+take now is answered with a null row at once, and again with the row once it is written.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ from supervisor import health
 
 LOG = logging.getLogger(__name__)
 
-# How long the lifecycle waits for the record before going on without it (database down).
-CREATE_WAIT_SECONDS = 2.0
+# How long the lifecycle waits for the recorder's answer before going on without it. The
+# recorder answers at once when the database is known to be down; this bounds a recorder that
+# is itself still starting (importing the ORM) or stuck in a call to an unresponsive database.
+CREATE_WAIT_SECONDS = 5.0
 DATETIME_FIELDS = frozenset({"created_at", "updated_at", "deleted_at", "last_seen_up"})
 
 
@@ -160,7 +162,8 @@ class ServiceRecord:
         return self._send({"op": "start", **self._identity})
 
     @property
-    def created(self) -> bool:
+    def answered(self) -> bool:
+        """The recorder answered the start: with the row, or with none (database down)."""
         return self._started.is_set()
 
     def stop(self) -> None:
@@ -223,7 +226,7 @@ class ServiceRecord:
         if self._sock is None:
             if self.connect():
                 self.request_start()
-        elif self.created:
+        elif self.ref is not None:
             self._send({"op": "report"})
 
     # -- plumbing
@@ -234,11 +237,12 @@ class ServiceRecord:
         if op == "existing":
             self._existing_row = row if isinstance(row, dict) else None
             self._existing_answered.set()
-        elif op in ("start", "report") and isinstance(row, dict):
-            if self.ref is None:
-                self.ref = ServiceRef(row)
-            else:
-                self.ref.update(row)
+        elif op in ("start", "report"):
+            if isinstance(row, dict):
+                if self.ref is None:
+                    self.ref = ServiceRef(row)
+                else:
+                    self.ref.update(row)
             if op == "start":
                 self._started.set()
 

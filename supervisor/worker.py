@@ -352,7 +352,7 @@ class WorkerProcess:
         """A plain Service is ready once its record is written, or after waiting for it."""
         assert self.record is not None
         deadline = self._ready_deadline
-        if deadline is None or not (self.record.created or time.monotonic() >= deadline):
+        if deadline is None or not (self.record.answered or time.monotonic() >= deadline):
             return
         self._ready_deadline = None
         self.beacon.mark_ready("running")
@@ -370,7 +370,7 @@ class WorkerProcess:
         now = time.monotonic()
         timeouts = [self.record.seconds_to_report(now, CONF.report_interval)]
         if self._ready_deadline is not None:
-            timeouts.append(0.0 if self.record.created else self._ready_deadline - now)
+            timeouts.append(0.0 if self.record.answered else self._ready_deadline - now)
         timeout = min((t for t in timeouts if t is not None), default=None)
         fds = [self._wake_r]
         if (record_fd := self.record.fileno()) is not None:

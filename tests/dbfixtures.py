@@ -87,6 +87,17 @@ class PostgresDatabase:
         url = self.url.update_query_dict({"options": f"-csearch_path={schema}"})
         return url.render_as_string(hide_password=False)
 
+    def sessions(self) -> int:
+        """How many server sessions are connected to this run's database (not ours)."""
+        with self._engine.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": self.name},
+            ).scalar_one()
+
     def drop(self) -> None:
         self._engine.dispose()
         with self._server.connect() as conn:

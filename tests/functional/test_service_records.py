@@ -334,3 +334,21 @@ def test_a_killed_recorder_is_restarted_and_reports_resume(supervisor, db_url):
     assert set(supervisor.worker_titles().values()) == workers, "no worker was touched"
     assert supervisor.stop() == 0
     assert set(states(supervisor).values()) == {"stopped"}
+
+
+def test_a_host_holds_one_database_connection_whatever_its_workers(supervisor, postgres_database):
+    """The recorder's: no worker of a manager that leaves `self.db` alone connects."""
+    supervisor.configure(
+        {"alpha": {"workers": 6}},
+        default={"host": "node-a", **FAST_REPORTS},
+        database={"connection": postgres_database.new_schema_url()},
+    )
+    supervisor.start()
+    supervisor.wait_for(
+        lambda: [r["report_count"] >= 2 for r in records_once_there(supervisor)] == [True] * 6,
+        what="6 records reported twice",
+    )
+    # A `services` command's own session ends a moment after the command does.
+    supervisor.wait_for(lambda: postgres_database.sessions() == 1, what="one session")
+    time.sleep(2 * FAST_REPORTS["report_interval"])
+    assert postgres_database.sessions() == 1
