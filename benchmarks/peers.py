@@ -2,7 +2,8 @@
 
 Run as `python -m benchmarks.peers KIND WORKERS PROBE`, KIND one of `cotyledon`,
 `oslo-eventlet`, `oslo-threading`. Like BenchManager's hooks, each worker reports `ready` when
-its service starts, `reset` when it is reloaded in place and `cleanup` when it is stopped.
+its service starts, `reset` when it is reloaded in place and `cleanup` when it is stopped,
+and runs one full collection `COLLECT_DELAY_SECONDS` after `ready` (`collected`).
 Imports happen inside each runner: eventlet must patch before anything else loads, and
 oslo.service picks its backend once, when `oslo_service.service` is first imported.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from benchmarks.report import report
+from benchmarks.report import collect_once_later, report
 
 
 def run_cotyledon(workers: int, probe: str) -> None:
@@ -22,6 +23,7 @@ def run_cotyledon(workers: int, probe: str) -> None:
     class BenchService(cotyledon.Service):
         def run(self) -> None:
             report(probe, "ready")
+            collect_once_later(probe)
 
         def reload(self) -> None:
             report(probe, "reset")
@@ -51,6 +53,7 @@ def run_oslo(workers: int, probe: str, threading_backend: bool) -> None:
         def start(self) -> None:
             super().start()
             report(probe, "ready")
+            collect_once_later(probe)
 
         def reset(self) -> None:
             report(probe, "reset")

@@ -10,11 +10,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from benchmarks.report import report
+from benchmarks.report import collect_once_later, report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Report ready, then sleep until SIGTERM."""
+    """Report ready (and, a while later, one full collection), then sleep until SIGTERM."""
     (probe,) = sys.argv[1:] if argv is None else argv
 
     def stop(signum: int, frame: object) -> None:
@@ -23,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     report(probe, "ready")
+    collect_once_later(probe)
     while True:
         signal.pause()
 

@@ -44,7 +44,20 @@ METRICS = [
     ("orphans", "Orphans after stop (max over repeats)", "", "max"),
     ("idle_cpu", "Idle: parent CPU over 10 s (psutil cpu_times, 10 ms ticks)", "s", "median"),
     ("idle_runtime", "Idle: parent CPU over 10 s (schedstat, ns)", "s", "median"),
-    ("pss_mib", "Memory: PSS of parent + workers", "MiB", "median"),
+    ("pss_mib", "Memory: PSS of parent + workers, fresh", "MiB", "median"),
+    (
+        "pss_steady_mib",
+        "Memory: PSS of parent + workers, after one full collection in each worker",
+        "MiB",
+        "median",
+    ),
+    ("uss_mib", "Memory: USS per worker (median), fresh", "MiB", "median"),
+    (
+        "uss_steady_mib",
+        "Memory: USS per worker (median), after one full collection",
+        "MiB",
+        "median",
+    ),
     ("survivors", "Parent SIGKILLed: workers alive 2 s later (max)", "", "max"),
 ]
 

@@ -1,9 +1,14 @@
-"""The measurements: one launch of a target for startup, idle, restart, reload and stop, and a
-second launch whose parent is SIGKILLed.
+"""The measurements: one launch of a target for startup, memory, idle, restart, reload and
+stop, and a second launch whose parent is SIGKILLed.
+
+Memory is read twice in the first launch: fresh, right after startup, and steady, once every
+worker has run the one full collection it runs COLLECT_DELAY_SECONDS after `ready`
+(benchmarks/report.py), as a worker that lives for hours would.
 
 Each measurement starts from a mark in the probe's events and waits, with a timeout, for the
 workers' datagrams; a timeout leaves that figure (and the rest of the launch) empty, with a
-note saying what was missing.
+note saying what was missing. The steady memory is the exception: without it the launch goes
+on, as nothing after it depends on it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +25,7 @@ import psutil
 
 from benchmarks import procs
 from benchmarks.probe import Event, Probe, first_by_pid, nth
+from benchmarks.report import COLLECT_DELAY_SECONDS
 from benchmarks.targets import Target
 
 SETTLE_SECONDS = 1.0  # after startup, before the idle window
@@ -28,6 +35,7 @@ SURVIVAL_SECONDS = 2.0
 RESTART_TIMEOUT = 15.0
 RELOAD_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
+COLLECT_TIMEOUT = COLLECT_DELAY_SECONDS + 15.0  # counted from the end of the idle window
 
 
 def startup_timeout(workers: int) -> float:
@@ -41,7 +49,10 @@ class Result:
     startup: float | None = None
     idle_cpu: float | None = None
     idle_runtime: float | None = None
-    pss_mib: float | None = None
+    pss_mib: float | None = None  # parent + every descendant, fresh
+    uss_mib: float | None = None  # median over the workers, fresh
+    pss_steady_mib: float | None = None  # after one full collection in each worker
+    uss_steady_mib: float | None = None
     restart: float | None = None
     reload: float | None = None
     stop: float | None = None
@@ -82,12 +93,17 @@ def _lifecycle(target: Target, workers: int, probe: Probe, result: Result) -> No
 
     time.sleep(SETTLE_SECONDS)
     parent = psutil.Process(target.pid)
+    result.pss_mib, result.uss_mib = _memory(target, parent)
+    _, events = probe.wait(since, lambda evs: None, 0)  # those received so far
+    early = _collected(events, ready)
+    if early:
+        result.notes.append(f"fresh memory: {len(early)} worker(s) had already collected")
     before, before_ns = parent.cpu_times(), _runtime_ns(target.pid)
     time.sleep(IDLE_SECONDS)
     after, after_ns = parent.cpu_times(), _runtime_ns(target.pid)
     result.idle_cpu = (after.user + after.system) - (before.user + before.system)
     result.idle_runtime = (after_ns - before_ns) / 1e9
-    result.pss_mib = _tree_pss(parent) / 2**20
+    _steady_memory(target, parent, probe, since, ready, result)
 
     known = set(ready)
     victim = min(ready, key=ready.__getitem__)
@@ -172,6 +188,37 @@ def _wait_ready(target: Target, probe: Probe, since: int, workers: int) -> dict[
     return dict(sorted(ready.items(), key=lambda item: item[1])[:workers])
 
 
+def _collected(events: Sequence[Event], ready: dict[int, float]) -> dict[int, float]:
+    """When each of the `ready` workers reported `collected`, of those that did."""
+    return {p: at for p, at in first_by_pid(events, "collected").items() if p in ready}
+
+
+def _steady_memory(
+    target: Target,
+    parent: psutil.Process,
+    probe: Probe,
+    since: int,
+    ready: dict[int, float],
+    result: Result,
+) -> None:
+    """Once every worker has run its full collection: the memory figures again.
+
+    Workers that never report it leave the steady figures empty and a note; the launch
+    goes on, since nothing else depends on them.
+    """
+    met, events = probe.wait(
+        since, lambda evs: nth(_collected(evs, ready), len(ready)), COLLECT_TIMEOUT
+    )
+    if met is None:
+        done = len(_collected(events, ready))
+        result.notes.append(
+            f"steady memory: {done}/{len(ready)} workers reported collected within "
+            f"{COLLECT_TIMEOUT:.0f}s after the idle window; log kept at {target.keep_log()}"
+        )
+        return
+    result.pss_steady_mib, result.uss_steady_mib = _memory(target, parent)
+
+
 def _timed(
     probe: Probe,
     action: Callable[[], None],
@@ -196,15 +243,20 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _tree_pss(parent: psutil.Process) -> int:
-    """PSS of the parent and all its descendants, in bytes (USS would hide shared pages)."""
-    total = 0
+def _memory(target: Target, parent: psutil.Process) -> tuple[float, float | None]:
+    """MiB: PSS of the parent and all its descendants (USS would hide the shared pages), and
+    the median USS of one worker (helpers such as mgr-supervisor's recorder left out)."""
+    workers = {p.pid for p in target.workers()}
+    pss, uss = 0, []
     for process in [parent, *parent.children(recursive=True)]:
         try:
-            total += process.memory_full_info().pss
+            info = process.memory_full_info()
         except psutil.NoSuchProcess:
             continue
-    return total
+        pss += info.pss
+        if process.pid in workers:
+            uss.append(info.uss)
+    return pss / 2**20, statistics.median(uss) / 2**20 if uss else None
 
 
 def _runtime_ns(pid: int) -> int:

@@ -27,6 +27,7 @@ PACKAGES = ("supervisor", "workers", "benchmarks")
 # A PostgreSQL URL the harness may create and drop databases through (CREATEDB), e.g.
 # postgresql+psycopg://postgres@127.0.0.1:5432/test: enables the mgr-supervisor-pg target.
 DB_URL_ENV = "MGR_BENCH_DB_URL"
+BASELINE_ENV = "MGR_BENCH_BASELINE"
 
 
 def compile_sources() -> None:
@@ -153,10 +154,14 @@ class MgrSupervisor(Target):
     name = "mgr-supervisor"
     reload_in_place = True
 
-    def command(self, workers: int, probe: str) -> list[str]:
+    def script(self) -> Path:
         script = Path(sys.executable).with_name("mgr-supervisor")
         if not script.exists():
             raise RuntimeError(f"{script} missing: pip install -e {REPO} into this virtualenv")
+        return script
+
+    def command(self, workers: int, probe: str) -> list[str]:
+        script = self.script()
         config = self.workdir / "mgr-supervisor.conf"
         config.write_text(
             textwrap.dedent(
@@ -190,22 +195,63 @@ class MgrSupervisor(Target):
             return False
 
 
+class MgrSupervisorBaseline(MgrSupervisor):
+    """Another commit's mgr-supervisor in the same run, for a before/after that the
+    machine's drift between two runs cannot blur: MGR_BENCH_BASELINE=VENV:CHECKOUT, a
+    virtualenv with that commit installed and its checkout (for `benchmarks.*`)."""
+
+    name = "mgr-supervisor-baseline"
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        if not os.environ.get(BASELINE_ENV):
+            return f"set {BASELINE_ENV}=VENV:CHECKOUT (another commit, installed in VENV)"
+        return None
+
+    def _baseline(self) -> tuple[Path, Path]:
+        venv, _, checkout = os.environ[BASELINE_ENV].partition(":")
+        return Path(venv), Path(checkout)
+
+    def script(self) -> Path:
+        return self._baseline()[0] / "bin" / "mgr-supervisor"
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(self._baseline()[1])}
+
+
 class MgrSupervisorPg(MgrSupervisor):
     """The same, with its service records on PostgreSQL: `[database] connection` in a
     database of its own per launch, created before the launch and dropped after it.
 
     Needs MGR_BENCH_DB_URL (any database of the server; the harness connects to it only to
-    create and drop its own). The launch starts on an empty database, so its parent creates
-    the schema (alembic) before the first fork, as a first start in a fleet does.
+    create and drop its own). The schema is created before the launch too (not timed), so
+    startup is a start on an existing database, as the SQLite target's later launches are.
     """
 
     name = "mgr-supervisor-pg"
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
-        # Before the launch, so that the CREATE DATABASE is not timed.
+        # Before the launch, so that neither the CREATE DATABASE nor the schema is timed.
         self.database = ScratchDatabase(_bench_db_url())
         self.database.create()
+        subprocess.run(
+            [
+                str(self.script().with_name("mgr-supervisor-manage")),
+                "--config-file",
+                str(self._database_config()),
+                "db",
+                "sync",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=VENV_TIMEOUT_SECONDS,
+        )
+
+    def _database_config(self) -> Path:
+        config = self.workdir / "database.conf"
+        config.write_text(self.extra_config())
+        return config
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -387,6 +433,7 @@ TARGETS: dict[str, type[Target]] = {
     cls.name: cls
     for cls in (
         MgrSupervisor,
+        MgrSupervisorBaseline,
         MgrSupervisorPg,
         Cotyledon,
         OsloEventlet,
@@ -395,5 +442,8 @@ TARGETS: dict[str, type[Target]] = {
     )
 }
 # What runs without --targets: the peers of docs/benchmarks.md. mgr-supervisor-pg needs a
-# PostgreSQL server (MGR_BENCH_DB_URL) and is asked for by name.
-DEFAULT_TARGETS = [name for name in TARGETS if name != MgrSupervisorPg.name]
+# PostgreSQL server (MGR_BENCH_DB_URL), mgr-supervisor-baseline another commit
+# (MGR_BENCH_BASELINE); both are asked for by name.
+DEFAULT_TARGETS = [
+    name for name in TARGETS if name not in (MgrSupervisorPg.name, MgrSupervisorBaseline.name)
+]
