@@ -123,19 +123,14 @@ class Figures:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    procs.become_subreaper()
+    return procs.run_harness(lambda: _chaos(args))
+
+
+def _chaos(args: argparse.Namespace) -> int:
     targets.compile_sources()
     figures = Figures(args.minutes, args.workers, args.seed)
-    try:
-        with tempfile.TemporaryDirectory(prefix="mgr-chaos-") as tmp:
-            run(Path(tmp), figures)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        procs.kill_leftovers()
+    with tempfile.TemporaryDirectory(prefix="mgr-chaos-") as tmp:
+        run(Path(tmp), figures)
     from benchmarks.run import describe_machine
 
     print(describe_machine())
@@ -156,10 +151,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(2**32)
     return args
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def run(workdir: Path, figures: Figures) -> None:

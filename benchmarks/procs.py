@@ -13,10 +13,31 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 import psutil
 
 PR_SET_CHILD_SUBREAPER = 36
+
+
+def run_harness(work: Callable[[], int]) -> int:
+    """Every harness script's main around its `work`: Ctrl-C and SIGTERM end it (exit 130),
+    orphans are adopted, and however it ends every process it started is killed by pid."""
+    # Explicitly: a shell starts background jobs with SIGINT ignored, which Python keeps.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    become_subreaper()
+    try:
+        return work()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        kill_leftovers()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def become_subreaper() -> None:

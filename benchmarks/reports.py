@@ -49,9 +49,10 @@ HOST = "reports-bench"
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    procs.become_subreaper()
+    return procs.run_harness(lambda: _measure_reports(args))
+
+
+def _measure_reports(args: argparse.Namespace) -> int:
     targets.compile_sources()
     database = ScratchDatabase(args.db_url) if args.db_url else None
     try:
@@ -59,11 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             database.create()
         with tempfile.TemporaryDirectory(prefix="mgr-reports-") as tmp:
             figures = run(Path(tmp), args.workers, args.seconds, database)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
     finally:
-        procs.kill_leftovers()
+        procs.kill_leftovers()  # before the drop: no session may hold the database
         if database is not None:
             database.drop()
     from benchmarks.run import describe_machine
@@ -83,10 +81,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "(e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test); default SQLite",
     )
     return parser.parse_args(argv)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def write_config(tmp: Path, workers: int, database: ScratchDatabase | None) -> Path:

@@ -17,7 +17,6 @@ import dataclasses
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -64,22 +63,17 @@ METRICS = [
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    # Explicitly: a shell starts background jobs with SIGINT ignored, which Python keeps.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    procs.become_subreaper()
+    return procs.run_harness(lambda: _benchmark(args))
+
+
+def _benchmark(args: argparse.Namespace) -> int:
     targets.compile_sources()
-    try:
-        if args.scale:
-            print(describe_machine())
-            print(scale.render(scale.check(args.scale_workers)))
-            return 0
-        results = _run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        procs.kill_leftovers()
+    if args.scale:
+        print(describe_machine())
+        print(scale.render(scale.check(args.scale_workers)))
+        return 0
+    results = _run(args)
+    procs.kill_leftovers()
     print(describe_machine())
     print(render(results, args.sizes))
     return 0
@@ -119,10 +113,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         if not args.targets:
             parser.error("no target left to run")
     return args
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _run(args: argparse.Namespace) -> dict[str, dict[int, list[Result]]]:
