@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import gc
 import logging
 import os
 import signal
@@ -36,6 +37,19 @@ def _prctl(option: int, value: int) -> bool:
 def become_subreaper() -> bool:
     """Orphans of our workers' children are re-parented to us, so we can kill and reap them."""
     return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def freeze_inherited_heap() -> None:
+    """First thing in a forked child: every object it inherited goes to the permanent
+    generation, so its garbage collector never walks them, so never writes to their pages.
+
+    Without it each full collection in a worker copies the parent's whole heap page by page
+    (its USS about doubles). Done in the child, not around the fork in the parent: a parent
+    that froze and unfroze around every fork put its young garbage in the oldest generation,
+    which full collections then seldom reached (+11 MiB of RSS over a 10-minute chaos run).
+    Freezing splices the generation lists: it writes to no object but their heads.
+    """
+    gc.freeze()
 
 
 def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:

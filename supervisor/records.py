@@ -166,6 +166,11 @@ class ServiceRecord:
         """The recorder answered the start: with the row, or with none (database down)."""
         return self._started.is_set()
 
+    def give_up_waiting(self) -> None:
+        """A stop began: `existing()` and `create()` return at once, without an answer."""
+        self._existing_answered.set()
+        self._started.set()
+
     def stop(self) -> None:
         """A stop the supervisor asked for: no more reports, and the row says stopped."""
         self._start_wanted = False
@@ -198,6 +203,10 @@ class ServiceRecord:
         if not data:
             LOG.debug("%s: the recorder closed the connection", self.label)
             self.close()
+            # Whatever the lifecycle waits for will not come on this connection: go on
+            # without it; the row is asked for again at the next report.
+            self._existing_answered.set()
+            self._started.set()
             return
         self._buffer += data
         for message in decode_lines(self._buffer):

@@ -37,7 +37,12 @@ from supervisor import snapshot
 from supervisor.config import PROJECT, ManagerSpec
 from supervisor.health import Beacon
 from supervisor.manager import Manager
-from supervisor.process import die_with_parent, route_signals_to, terminate_descendants
+from supervisor.process import (
+    die_with_parent,
+    freeze_inherited_heap,
+    route_signals_to,
+    terminate_descendants,
+)
 from supervisor.records import CREATE_WAIT_SECONDS, ServiceRecord
 from supervisor.snapshot import SnapshotStore
 
@@ -112,6 +117,9 @@ class ManagerService(cotyledon.Service):
         self.beacon.set_phase("stopping")
         self._stopping.set()
         self._wake.set()
+        # Whatever the lifecycle waits for from the recorder is not needed any more (and
+        # this thread, which reads its answers, is busy here).
+        self.record.give_up_waiting()
         # cleanup_host() is owed only once init_host() has returned; a stuck init_host()
         # is ended by the worker's alarm (or the parent's SIGKILL) instead.
         self._init_done.wait()
@@ -142,7 +150,10 @@ class ManagerService(cotyledon.Service):
             raise HookFailed from None
         self._track_periodic_tasks()
         self._set_phase("service record")
-        self._call("init_host", service_ref=self.record.existing())
+        existing = self.record.existing()
+        if self._stopping.is_set():  # stopped before any hook ran: none is owed
+            return
+        self._call("init_host", service_ref=existing)
         self._init_returned.set()
         self._init_done.set()
         self._set_phase("service record")
@@ -267,7 +278,7 @@ class WorkerProcess:
         self.label = f"{spec.name} worker({worker_id})"
         self._ready_fd = ready_fd
         self._recorder_path = recorder_path
-        self._ready_deadline: float | None = None  # a plain Service waits for its record
+        self._ready_deadline: float | None = None  # a plain Service's wait for its record
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._run_status: int | None = None
         self._parent_pid = 0
@@ -349,7 +360,8 @@ class WorkerProcess:
             os.write(self._wake_w, bytes([_RUN_ENDED]))
 
     def _mark_ready_once_recorded(self) -> None:
-        """A plain Service is ready once its record is written, or after waiting for it."""
+        """A plain Service is ready once the recorder answered its start (or after waiting
+        CREATE_WAIT_SECONDS for it)."""
         assert self.record is not None
         deadline = self._ready_deadline
         if deadline is None or not (self.record.answered or time.monotonic() >= deadline):
@@ -445,6 +457,7 @@ def run_worker(
     parent_fds: Iterable[int],
 ) -> NoReturn:
     """The child's whole life after `os.fork()`; never returns into the parent's code."""
+    freeze_inherited_heap()
     status = 1
     try:
         worker = WorkerProcess(spec, worker_id, beacon, snapshots, ready_fd, recorder_path)
