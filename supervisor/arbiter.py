@@ -125,22 +125,14 @@ class Arbiter:
         self._control = control.ControlServer(
             self._conf.supervisor.control_socket, self._on_control, self._selector
         )
+        self._prepare_database()
         self._recorder = recorder.RecorderProcess(state_path, self._conf)
-        # Forked before the schema check and held until it passes: the recorder's import of
-        # the ORM overlaps the check. A refusal kills it before it did anything.
-        self._start_recorder(held=True)
         try:
-            self._prepare_database()
-            try:
-                self._snapshots.publish(snapshot.take(self._conf, self._specs))
-            except OSError as exc:
-                raise config.ConfigError(
-                    f"[DEFAULT] state_path: cannot write the config snapshot: {exc.strerror}"
-                ) from None
-        except config.ConfigError:
-            self._recorder.discard()
-            raise
-        self._recorder.release()
+            self._snapshots.publish(snapshot.take(self._conf, self._specs))
+        except OSError as exc:
+            raise config.ConfigError(
+                f"[DEFAULT] state_path: cannot write the config snapshot: {exc.strerror}"
+            ) from None
         for spec in self._specs:
             self._add_manager(spec)
         process.route_signals_to(self._signal_w, HANDLED_SIGNALS)
@@ -534,7 +526,7 @@ class Arbiter:
 
     def _start_due_workers(self, now: float) -> None:
         if self._recorder is not None and self._recorder.due(now):
-            self._start_recorder()
+            self._recorder.start(self._pid, self._parent_fds(keep_recorder_socket=True))
         due = [
             (tracked, worker_id)
             for tracked in list(self._table.managers.values())
@@ -545,10 +537,6 @@ class Arbiter:
             return
         for tracked, worker_id in due:
             self._spawn(tracked, worker_id, now)
-
-    def _start_recorder(self, held: bool = False) -> None:
-        assert self._recorder is not None
-        self._recorder.start(self._pid, self._parent_fds(keep_recorder_socket=True), held=held)
 
     def _spawn(self, tracked: ManagerRecord, worker_id: int, now: float) -> None:
         """Fork one worker; forwarded signals stay blocked until its handlers exist."""

@@ -283,16 +283,10 @@ def run_recorder(
     listener: socket.socket,
     conf: cfg.ConfigOpts,
     beacon: health.Beacon,
-    go_fd: int | None,
     parent_pid: int,
     parent_fds: Iterable[int],
 ) -> NoReturn:
-    """The recorder's whole life after `os.fork()`; never returns into the parent's code.
-
-    With `go_fd`, it imports what it needs, then waits for the parent's go (one byte) before
-    it touches the database: the parent is still checking the schema. End of file instead
-    means the parent refused to start; it leaves without a word.
-    """
+    """The recorder's whole life after `os.fork()`; never returns into the parent's code."""
     process.freeze_inherited_heap()
     status = 1
     try:
@@ -307,8 +301,6 @@ def run_recorder(
         from supervisor.db import api as db_api
 
         db_api.configure(conf)
-        if go_fd is not None and not os.read(go_fd, 1):
-            os._exit(0)
         recorder = Recorder(listener, conf.host, conf.report_interval, beacon, db_api)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         status = recorder.run()
@@ -331,7 +323,6 @@ class RecorderProcess:
         self.started_at = 0.0
         self.not_before = 0.0
         self._delay = RESTART_DELAY_INITIAL
-        self._go_w: int | None = None
 
     def fds(self) -> list[int]:
         return [self.listener.fileno()]
@@ -339,15 +330,8 @@ class RecorderProcess:
     def due(self, now: float) -> bool:
         return self.pid is None and now >= self.not_before
 
-    def start(self, parent_pid: int, parent_fds: list[int], held: bool = False) -> None:
-        """Fork the recorder; blocked signals stay blocked until its handlers exist.
-
-        `held`: it imports the ORM and oslo.db at once but waits for `release()` before it
-        uses the database, so its import overlaps the parent's schema check.
-        """
-        go_r = None
-        if held:
-            go_r, self._go_w = os.pipe2(os.O_CLOEXEC)
+    def start(self, parent_pid: int, parent_fds: list[int]) -> None:
+        """Fork the recorder; blocked signals stay blocked until its handlers exist."""
         previous_mask = signal.pthread_sigmask(
             signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
         )
@@ -360,37 +344,12 @@ class RecorderProcess:
             return
         if pid == 0:
             try:
-                if self._go_w is not None:
-                    os.close(self._go_w)
-                run_recorder(self.listener, self.conf, self.beacon, go_r, parent_pid, parent_fds)
+                run_recorder(self.listener, self.conf, self.beacon, parent_pid, parent_fds)
             finally:
                 os._exit(1)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
-        if go_r is not None:
-            os.close(go_r)
         self.pid = pid
         self.started_at = time.monotonic()
-
-    def release(self) -> None:
-        """The schema check passed: a held recorder may use the database."""
-        if self._go_w is not None:
-            with contextlib.suppress(OSError):
-                os.write(self._go_w, b"g")
-            os.close(self._go_w)
-            self._go_w = None
-
-    def discard(self) -> None:
-        """The supervisor refuses to start: kill a held recorder (it never used the
-        database, nor said a word) and reap it."""
-        if self._go_w is not None:
-            os.close(self._go_w)
-            self._go_w = None
-        if self.pid is not None:
-            process.kill_trees([self.pid])
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, 0)
-            self.pid = None
-        self.close()
 
     def on_exit(self, status: str, now: float, stopping: bool) -> None:
         self.pid = None
