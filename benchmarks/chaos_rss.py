@@ -123,10 +123,10 @@ class Figures:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    return procs.run_harness(lambda: _chaos(args))
+    return procs.run_harness(lambda: _run_chaos(args))
 
 
-def _chaos(args: argparse.Namespace) -> int:
+def _run_chaos(args: argparse.Namespace) -> int:
     targets.compile_sources()
     figures = Figures(args.minutes, args.workers, args.seed)
     with tempfile.TemporaryDirectory(prefix="mgr-chaos-") as tmp:
