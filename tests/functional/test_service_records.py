@@ -241,7 +241,13 @@ def test_a_start_with_the_database_down_still_starts_the_workers(supervisor, pro
     )
     assert "the database is unreachable" in ctl(supervisor, "status").stdout
     proxy.restore()
-    supervisor.wait_for(lambda: states(supervisor) == {("node-a", "alpha", 0): "up"}, what="up")
+    # The recorder makes the schema at its next try (within a second): until then `services`
+    # says there is none.
+    supervisor.wait_for(
+        lambda: [(r["manager"], r["state"]) for r in records_once_there(supervisor)]
+        == [("alpha", "up")],
+        what="up",
+    )
 
 
 def test_a_database_schema_it_does_not_know_refuses_the_start(tmp_path):
