@@ -244,8 +244,10 @@ def test_a_start_with_the_database_down_still_starts_the_workers(supervisor, pro
     # The recorder makes the schema at its next try (within a second): until then `services`
     # says there is none.
     supervisor.wait_for(
-        lambda: [(r["manager"], r["state"]) for r in records_once_there(supervisor)]
-        == [("alpha", "up")],
+        lambda: (
+            [(r["manager"], r["state"]) for r in records_once_there(supervisor)]
+            == [("alpha", "up")]
+        ),
         what="up",
     )
 
