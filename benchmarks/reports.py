@@ -210,22 +210,8 @@ def _cpu(processes: list[psutil.Process]) -> tuple[float, int]:
         except psutil.NoSuchProcess:
             continue
         ticks += times.user + times.system
-        ns += _runtime_ns(p.pid)
+        ns += procs.runtime_ns(p.pid)
     return ticks, ns
-
-
-def _runtime_ns(pid: int) -> int:
-    total = 0
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return 0
-    for task in tasks:
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
 
 
 def _measure(
@@ -243,7 +229,7 @@ def _measure(
     first_at, first = _records(config)
 
     parent = psutil.Process(process.pid)
-    recorder = [c for c in parent.children() if _is_recorder(c)]
+    recorder = [c for c in parent.children() if targets.is_recorder(c)]
     children = [c for c in parent.children() if c not in recorder]
     # PostgreSQL: the server processes of the supervisor's sessions, whose CPU the reports
     # cost the database host (SQLite has none: its work is in the recorder).
@@ -300,13 +286,6 @@ def _measure(
     if made:
         figures["workers_cpu_ms_per_report"] = 1000 * figures["workers_cpu_schedstat_s"] / made
         figures["recorder_cpu_ms_per_report"] = 1000 * figures["recorder_cpu_schedstat_s"] / made
-
-
-def _is_recorder(process: psutil.Process) -> bool:
-    try:
-        return " ".join(process.cmdline()).strip() == "mgr-supervisor: recorder"
-    except psutil.Error:
-        return False
 
 
 def _processes(pids: list[int]) -> list[psutil.Process]:

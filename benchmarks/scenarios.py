@@ -98,9 +98,9 @@ def _lifecycle(target: Target, workers: int, probe: Probe, result: Result) -> No
     early = _collected(events, ready)
     if early:
         result.notes.append(f"fresh memory: {len(early)} worker(s) had already collected")
-    before, before_ns = parent.cpu_times(), _runtime_ns(target.pid)
+    before, before_ns = parent.cpu_times(), procs.runtime_ns(target.pid)
     time.sleep(IDLE_SECONDS)
-    after, after_ns = parent.cpu_times(), _runtime_ns(target.pid)
+    after, after_ns = parent.cpu_times(), procs.runtime_ns(target.pid)
     result.idle_cpu = (after.user + after.system) - (before.user + before.system)
     result.idle_runtime = (after_ns - before_ns) / 1e9
     _steady_memory(target, parent, probe, since, ready, result)
@@ -257,14 +257,3 @@ def _memory(target: Target, parent: psutil.Process) -> tuple[float, float | None
         if process.pid in workers:
             uss.append(info.uss)
     return pss / 2**20, statistics.median(uss) / 2**20 if uss else None
-
-
-def _runtime_ns(pid: int) -> int:
-    """CPU time of all the process's threads in ns (schedstat); psutil counts 10 ms ticks."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total

@@ -141,6 +141,14 @@ class Target:
         return kept
 
 
+def is_recorder(process: psutil.Process) -> bool:
+    """mgr-supervisor's service recorder: a child that writes the records, no worker."""
+    try:
+        return " ".join(process.cmdline()).strip() == "mgr-supervisor: recorder"
+    except psutil.Error:
+        return False
+
+
 def _running(process: psutil.Process) -> bool:
     try:
         return process.status() != psutil.STATUS_ZOMBIE
@@ -188,11 +196,7 @@ class MgrSupervisor(Target):
         return ""
 
     def is_helper(self, process: psutil.Process) -> bool:
-        """The service recorder, which writes the records and runs no manager."""
-        try:
-            return " ".join(process.cmdline()).strip() == "mgr-supervisor: recorder"
-        except psutil.Error:
-            return False
+        return is_recorder(process)
 
 
 class MgrSupervisorBaseline(MgrSupervisor):

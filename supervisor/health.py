@@ -37,7 +37,7 @@ class Snapshot:
     phase_since: float
     idle_until: float
     ready: bool
-    database: str = "unknown"  # as the worker's service record last found it
+    database: str = "unknown"  # the recorder's beacon only: as its last database call found it
 
 
 class Beacon:
@@ -56,7 +56,7 @@ class Beacon:
         _LAYOUT.pack_into(self._map, 0, now, idle_until, self._ready, self._database, encoded)
 
     def set_database_ok(self, ok: bool) -> None:
-        """Written by the worker's service record thread: one byte, not the phase."""
+        """Written by the recorder into its own beacon: one byte, not the phase."""
         self._database = 1 if ok else 2
         self._map[_DATABASE_OFFSET] = self._database
 

@@ -226,9 +226,9 @@ class Recorder:
             reporting, self._reports = self._reports, collections.Counter()
             counts = {w.row_id: n for w, n in reporting.items() if w.row_id is not None}
             rows = self._call(self._db.services_report, counts)
+            if rows is None:
+                return  # made during an outage: lost, as in nova
             for worker in reporting:
-                if rows is None:
-                    continue  # made during an outage: lost, as in nova
                 row = rows.get(worker.row_id)
                 if row is None:  # deleted by an operator while it ran: made again
                     self._starts[worker] = None
