@@ -274,6 +274,17 @@ class MgrSupervisorPg(MgrSupervisor):
         self.database.drop()
 
 
+class MgrSupervisorPgBaseline(MgrSupervisorBaseline, MgrSupervisorPg):
+    """The baseline commit with its records on PostgreSQL: a before/after of a change to
+    the PostgreSQL start in one run (MGR_BENCH_BASELINE and MGR_BENCH_DB_URL)."""
+
+    name = "mgr-supervisor-pg-baseline"
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        return MgrSupervisorBaseline.unavailable() or MgrSupervisorPg.unavailable()
+
+
 def _bench_db_url() -> str:
     url = os.environ.get(DB_URL_ENV)
     if not url:
@@ -439,15 +450,14 @@ TARGETS: dict[str, type[Target]] = {
         MgrSupervisor,
         MgrSupervisorBaseline,
         MgrSupervisorPg,
+        MgrSupervisorPgBaseline,
         Cotyledon,
         OsloEventlet,
         OsloThreading,
         Supervisord,
     )
 }
-# What runs without --targets: the peers of docs/benchmarks.md. mgr-supervisor-pg needs a
-# PostgreSQL server (MGR_BENCH_DB_URL), mgr-supervisor-baseline another commit
-# (MGR_BENCH_BASELINE); both are asked for by name.
-DEFAULT_TARGETS = [
-    name for name in TARGETS if name not in (MgrSupervisorPg.name, MgrSupervisorBaseline.name)
-]
+# What runs without --targets: the peers of docs/benchmarks.md. The mgr-supervisor-* variants
+# need a PostgreSQL server (MGR_BENCH_DB_URL) or another commit (MGR_BENCH_BASELINE) and are
+# asked for by name.
+DEFAULT_TARGETS = [name for name in TARGETS if not name.startswith("mgr-supervisor-")]

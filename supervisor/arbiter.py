@@ -34,7 +34,6 @@ from supervisor import (
     systemd,
     worker,
 )
-from supervisor.db import schema
 from supervisor.policy import RestartTracker, State
 from supervisor.table import RECYCLES, ManagerRecord, Table, WorkerRecord, describe_exit
 
@@ -71,6 +70,7 @@ class Arbiter:
         self._stopping = False
         self._stop_now = False  # a second SIGINT: kill what is left
         self._exit_status = 0
+        self._refusal: str | None = None  # why the recorder refused the database, at start
         self._announced_ready = False
         self._next_health_check = 0.0
         self._next_watchdog = 0.0
@@ -81,7 +81,11 @@ class Arbiter:
     # -- the loop
 
     def run(self) -> int:
-        """Set up (a ConfigError or ControlError here means nothing was forked), then loop."""
+        """Set up (a ConfigError or ControlError here means nothing was forked), then loop.
+
+        A ConfigError after the loop is the recorder's refusal of the database: the workers
+        were stopped while they waited for their record, before any hook.
+        """
         self._set_up()
         try:
             while not self._stopping:
@@ -93,6 +97,8 @@ class Arbiter:
             self._stop_workers()
         finally:
             self._tear_down()
+        if self._refusal is not None:
+            raise config.ConfigError(self._refusal)
         return self._exit_status
 
     def _run_pass(self) -> None:
@@ -103,6 +109,8 @@ class Arbiter:
             return
         now = time.monotonic()
         self._reap(now)
+        if self._stopping:  # the recorder refused the database
+            return
         self._advance_restarts(now)
         self._enforce_kill_deadlines(now)
         self._check_health(now)
@@ -125,7 +133,6 @@ class Arbiter:
         self._control = control.ControlServer(
             self._conf.supervisor.control_socket, self._on_control, self._selector
         )
-        self._prepare_database()
         self._recorder = recorder.RecorderProcess(state_path, self._conf)
         try:
             self._snapshots.publish(snapshot.take(self._conf, self._specs))
@@ -140,24 +147,6 @@ class Arbiter:
         self._selector.register(self._ready_r, selectors.EVENT_READ, self._drain_ready)
         # cmd held SIGHUP blocked until now: a reload sent during start-up is handled here.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
-
-    def _prepare_database(self) -> None:
-        """Create the schema when the database is empty; refuse one older than we need.
-
-        On SQLAlchemy Core and a connection closed at once: the ORM and oslo.db are the
-        recorder's to import. An unreachable database is no reason not to start: the
-        recorder writes the records when it is back.
-        """
-        try:
-            schema.ensure_for(self._conf.database.connection)
-        except schema.SchemaError as exc:
-            raise config.ConfigError(f"[database] connection: {exc}") from None
-        except Exception as exc:
-            LOG.warning(
-                "the database is unreachable (%s): starting the workers anyway; their service "
-                "records are written when it is back",
-                type(exc).__name__,
-            )
 
     def _tear_down(self) -> None:
         if self._table.workers:  # only after an error while stopping: never leave a worker
@@ -377,7 +366,19 @@ class Arbiter:
         except ChildProcessError:
             pid, wait_status = handle.pid, 0xFF00
         if pid:
-            handle.on_exit(describe_exit(wait_status), now, self._stopping)
+            refusal = handle.on_exit(describe_exit(wait_status), now, self._stopping)
+            if refusal is not None:
+                self._refuse_database(refusal)
+
+    def _refuse_database(self, refusal: str) -> None:
+        """The recorder cannot use the database: stop the workers, none past its wait for
+        its record, and exit 78 as for any configuration error."""
+        try:  # SQLAlchemy's check again, here, for the message naming the file
+            config.validate_database(self._conf)
+        except config.ConfigError as exc:
+            refusal = str(exc)
+        self._refusal = refusal
+        self._stopping = True
 
     def _on_worker_exit(self, record: WorkerRecord, wait_status: int, now: float) -> None:
         del self._table.workers[record.pid]

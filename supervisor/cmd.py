@@ -30,7 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        conf, specs = config.load(args, conf=cfg.CONF)
+        conf, specs = config.load(args, conf=cfg.CONF, check_database_url=False)
+        if conf.check_config:
+            config.validate_database(conf)
     except config.ConfigError as exc:
         return config_error(str(exc))
     if conf.check_config:

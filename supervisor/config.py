@@ -373,8 +373,11 @@ def register_manager_class_opts(conf: cfg.ConfigOpts, name: str, cls: type) -> N
     conf.register_opts(list(getattr(cls, "opts", [])), group=MANAGER_SECTION_PREFIX + name)
 
 
-def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
-    """Check everything a start needs; return the managers to run, or raise ConfigError."""
+def validate(conf: cfg.ConfigOpts, check_database_url: bool = True) -> list[ManagerSpec]:
+    """Check everything a start needs; return the managers to run, or raise ConfigError.
+
+    `check_database_url=False` leaves the URL to the service recorder (see `load`).
+    """
     raw = _RawConfig(_config_files(conf))
     if not raw.files:
         raise ConfigError(
@@ -385,7 +388,7 @@ def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
         _read(conf, raw, "DEFAULT", opt.dest, opt.secret)
     for opt in supervisor_opts + manager_common_opts():
         _read(conf, raw, SUPERVISOR_GROUP, opt.dest, opt.secret)
-    _validate_database(conf, raw)
+    _validate_database(conf, raw, check_database_url)
 
     socket_path = conf.supervisor.control_socket
     if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
@@ -416,7 +419,7 @@ def validate_database(conf: cfg.ConfigOpts) -> None:
     _validate_database(conf, _RawConfig(_config_files(conf)))
 
 
-def _validate_database(conf: cfg.ConfigOpts, raw: _RawConfig) -> None:
+def _validate_database(conf: cfg.ConfigOpts, raw: _RawConfig, check_url: bool = True) -> None:
     """[database] values, the connection URL (never printed), and the heartbeat timing."""
     if conf.service_down_time <= conf.report_interval:
         raise ConfigError(
@@ -427,6 +430,8 @@ def _validate_database(conf: cfg.ConfigOpts, raw: _RawConfig) -> None:
     for _group, opts in db.list_opts():
         for opt in opts:
             _read(conf, raw, db.DATABASE_GROUP, opt.dest, opt.secret)
+    if not check_url:
+        return
     # Imported here: SQLAlchemy Core is paid only by the commands that validate a config.
     from supervisor.db import schema
 
@@ -495,17 +500,22 @@ def load(
     argv: Sequence[str],
     conf: cfg.ConfigOpts | None = None,
     default_config_files: list[str] | None = None,
+    check_database_url: bool = True,
 ) -> tuple[cfg.ConfigOpts, list[ManagerSpec]]:
     """Parse and validate: the single path for a start, a reload and --check-config.
 
     At start `conf` is oslo's global `cfg.CONF`, the config in force that managers read;
     a reload validates into a fresh `ConfigOpts` first so a broken file changes nothing.
+    A supervisor's start passes `check_database_url=False`: checking the URL imports
+    SQLAlchemy and the database driver (psycopg: ~150 ms), which its recorder does after its
+    fork; a URL it cannot use is refused then, before any hook runs
+    (docs/architecture.md, "Service records").
     """
     if conf is None:
         conf = cfg.ConfigOpts()
     register_static_opts(conf)
     parse_args(conf, argv, default_config_files)
-    return conf, validate(conf)
+    return conf, validate(conf, check_database_url)
 
 
 def adopt_manager_sections(conf: cfg.ConfigOpts, specs: list[ManagerSpec]) -> None:

@@ -34,6 +34,7 @@ from oslo_config import cfg
 
 from supervisor import control, health, process
 from supervisor.config import PROJECT
+from supervisor.db import UnusableDatabase
 from supervisor.records import decode_lines, encode
 
 LOG = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ RESTART_DELAY_MAX = 30.0
 RESTART_DELAY_RESET_AFTER = 10.0
 # The parent waits this long for the recorder's last writes at a stop, then kills it.
 STOP_TIMEOUT = 5.0
+# The recorder's exit when it cannot use the database's URL or schema (EX_CONFIG).
+EXIT_REFUSED = 78
 
 
 @dataclasses.dataclass(eq=False)
@@ -102,7 +105,7 @@ class Recorder:
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, self._accept)
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._read_signals)
-        rows = self._call(self._db.service_get_all, self._host) or []
+        rows = self._call(self._first_read, raise_unusable=True) or []
         self._preloaded = {(row.topic, row.worker_id): row for row in rows}
         while not self._stopping:
             deadlines = [d for d in (self._next_retry, self._next_report_flush) if d is not None]
@@ -235,16 +238,30 @@ class Recorder:
                 else:
                     self._answer(worker, "report", row)
 
+    def _first_read(self) -> list[Any]:
+        """Before any worker is answered: the schema made in an empty database or checked
+        (an `UnusableDatabase` here refuses the supervisor's start), then the host's rows."""
+        self._db.ensure_schema_once()
+        return self._db.service_get_all(self._host)
+
     def _start_rows(self, pids: dict[tuple[str, int], int]) -> dict[tuple[str, int], Any]:
-        # The database may have been down when the parent began: the schema is made here.
+        # The database may have been down when this recorder began: the schema is made here.
         self._db.ensure_schema_once()
         return self._db.services_start(self._host, pids)
 
-    def _call(self, function: Any, *args: Any) -> Any:
-        """A database call; None when the database cannot be reached (logged once)."""
+    def _call(self, function: Any, *args: Any, raise_unusable: bool = False) -> Any:
+        """A database call; None when the database cannot be reached (logged once).
+
+        A schema this code cannot use is raised with `raise_unusable`, else waited out as an
+        outage (an operator may run `db sync` while the workers go on).
+        """
         failure = None
         try:
             result = function(*args)
+        except UnusableDatabase as exc:
+            if raise_unusable:
+                raise
+            failure = exc
         except Exception as exc:
             LOG.debug("recorder: %s failed", function.__name__, exc_info=True)
             failure = exc
@@ -253,8 +270,10 @@ class Recorder:
         if failure is not None:
             if self._reachable is not False:
                 LOG.error(
-                    "the database is unreachable (%s); service records wait for it",
-                    type(failure).__name__,
+                    "%s; service records wait for it",
+                    f"the database cannot be used: {failure}"
+                    if isinstance(failure, UnusableDatabase)
+                    else f"the database is unreachable ({type(failure).__name__})",
                 )
             self._set_reachable(False)
             return None
@@ -285,8 +304,13 @@ def run_recorder(
     beacon: health.Beacon,
     parent_pid: int,
     parent_fds: Iterable[int],
+    refusal_fd: int,
 ) -> NoReturn:
-    """The recorder's whole life after `os.fork()`; never returns into the parent's code."""
+    """The recorder's whole life after `os.fork()`; never returns into the parent's code.
+
+    A connection URL or a schema it cannot use is written to `refusal_fd`, for the parent
+    to say in one line, and ends it with EXIT_REFUSED.
+    """
     process.freeze_inherited_heap()
     status = 1
     try:
@@ -300,10 +324,13 @@ def run_recorder(
         # Imported here, in the child: the ORM and oslo.db are never the parent's to pay.
         from supervisor.db import api as db_api
 
-        db_api.configure(conf)
-        recorder = Recorder(listener, conf.host, conf.report_interval, beacon, db_api)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        status = recorder.run()
+        try:
+            db_api.configure(conf)
+            status = Recorder(listener, conf.host, conf.report_interval, beacon, db_api).run()
+        except UnusableDatabase as exc:
+            os.write(refusal_fd, f"[database] connection: {exc}".encode())
+            status = EXIT_REFUSED
     except BaseException:
         LOG.exception("recorder: internal error")
     with contextlib.suppress(Exception):
@@ -323,9 +350,11 @@ class RecorderProcess:
         self.started_at = 0.0
         self.not_before = 0.0
         self._delay = RESTART_DELAY_INITIAL
+        self._starts = 0
+        self._refusal_r = -1  # the read end of the running recorder's refusal pipe
 
     def fds(self) -> list[int]:
-        return [self.listener.fileno()]
+        return [self.listener.fileno()] + ([self._refusal_r] if self._refusal_r >= 0 else [])
 
     def due(self, now: float) -> bool:
         return self.pid is None and now >= self.not_before
@@ -335,30 +364,64 @@ class RecorderProcess:
         previous_mask = signal.pthread_sigmask(
             signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
         )
+        refusal_r, refusal_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             pid = os.fork()
         except OSError as exc:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+            os.close(refusal_r)
+            os.close(refusal_w)
             LOG.error("recorder: fork failed: %s", exc)
             self._schedule_restart(time.monotonic())
             return
         if pid == 0:
             try:
-                run_recorder(self.listener, self.conf, self.beacon, parent_pid, parent_fds)
+                os.close(refusal_r)
+                run_recorder(
+                    self.listener, self.conf, self.beacon, parent_pid, parent_fds, refusal_w
+                )
             finally:
                 os._exit(1)
+        os.close(refusal_w)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        self._refusal_r = refusal_r
         self.pid = pid
         self.started_at = time.monotonic()
+        self._starts += 1
 
-    def on_exit(self, status: str, now: float, stopping: bool) -> None:
+    def on_exit(self, status: str, now: float, stopping: bool) -> str | None:
+        """Reaped: restart it later, or return the refusal that ends the supervisor's start.
+
+        The first recorder's refusal (a URL or schema it cannot use) comes before it
+        answered any worker, so no hook has run: the supervisor stops its workers and exits
+        78. A later recorder's refusal is logged and it is restarted, the workers untouched.
+        """
         self.pid = None
+        refusal = self._read_refusal()
         if stopping:
-            return
+            return None
+        if refusal and self._starts == 1:
+            return refusal
         if now - self.started_at >= RESTART_DELAY_RESET_AFTER:
             self._delay = RESTART_DELAY_INITIAL
-        LOG.error("the service recorder %s; restarting it in %.1fs", status, self._delay)
+        LOG.error(
+            "the service recorder %s; restarting it in %.1fs",
+            f"refused the database: {refusal}" if refusal else status,
+            self._delay,
+        )
         self._schedule_restart(now)
+        return None
+
+    def _read_refusal(self) -> str:
+        if self._refusal_r < 0:
+            return ""
+        try:
+            text = os.read(self._refusal_r, 4096).decode(errors="replace")
+        except BlockingIOError:
+            text = ""
+        os.close(self._refusal_r)
+        self._refusal_r = -1
+        return text
 
     def _schedule_restart(self, now: float) -> None:
         self.not_before = now + self._delay
@@ -368,6 +431,9 @@ class RecorderProcess:
         return self.beacon.read().database
 
     def close(self) -> None:
+        if self._refusal_r >= 0:
+            os.close(self._refusal_r)
+            self._refusal_r = -1
         self.listener.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)

@@ -24,6 +24,14 @@ VERSION_TABLE = "mgr_supervisor_alembic_version"
 ADVISORY_LOCK_KEY = 0x6D67_7273_7570_6462  # "mgrsupdb"
 
 
+class UnusableDatabase(Exception):
+    """The URL or the schema cannot be used: a configuration error, not an outage.
+
+    Here, not in `schema`, so the recorder's loop can tell it apart without the parent that
+    imports the recorder's module importing SQLAlchemy.
+    """
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register oslo.db's `[database]` options on `conf`, with our default connection.
 

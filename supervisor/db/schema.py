@@ -1,10 +1,9 @@
 """The schema and the connection URL, on SQLAlchemy Core alone.
 
-What the supervisor parent needs before it forks: the URL checked, the schema created in an
-empty database or refused when older than the code (exit 78). The ORM and oslo.db, which
-would cost the parent's every start ~190 ms more here and grow the heap every worker
-inherits, are paid only by the processes that use them: the recorder and the workers of
-managers that use `self.db` (`supervisor.db.api`).
+The URL checked (and our PostgreSQL parameters added), the schema created in an empty
+database, refused when older or newer than the code. The recorder runs these as it begins,
+before it answers any worker; `mgr-supervisor-manage` and `--check-config` call them directly.
+The supervisor parent imports none of it (docs/architecture.md, "Service records").
 
 Alembic is imported only to create or upgrade a schema; the head revision is read from the
 migration files.
@@ -42,14 +41,14 @@ POSTGRESQL_CONNECT_ARGS = {
 WRITE = "mgr_supervisor_write"
 
 
-class InvalidConnection(ValueError):
+class InvalidConnection(_db.UnusableDatabase, ValueError):
     """`[database] connection` cannot be used: not a URL, unknown dialect, driver missing.
 
     The message never contains the URL (it may hold a password), only its scheme.
     """
 
 
-class SchemaError(Exception):
+class SchemaError(_db.UnusableDatabase):
     """The database's schema is not the one this code needs."""
 
 
@@ -133,17 +132,6 @@ def _create_private_file(path: object) -> None:
         os.close(os.open(path, flags, 0o600))
     except OSError:
         pass  # it exists (or cannot be made: SQLite says why when it opens it)
-
-
-def ensure_for(raw_url: str | None) -> None:
-    """The parent's check before it forks: create an empty database's schema, refuse one
-    older than the code, on a connection of its own that it closes at once."""
-    engine = sa.create_engine(connection_url(raw_url), poolclass=sa.pool.NullPool)
-    install_engine_events(engine)
-    try:
-        ensure(engine)
-    finally:
-        engine.dispose()
 
 
 @contextlib.contextmanager

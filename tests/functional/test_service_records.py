@@ -252,11 +252,31 @@ def test_a_start_with_the_database_down_still_starts_the_workers(supervisor, pro
     )
 
 
-def test_a_database_schema_it_does_not_know_refuses_the_start(tmp_path):
-    """exit 78 and one line, nothing forked, as for any configuration error."""
+def refused_start(supervisor: Supervisor, connection: str) -> str:
+    """Start with `connection`; the one "config error" line of a refused start."""
+    supervisor.configure({"alpha": {"workers": 2}}, database={"connection": connection})
+    supervisor.start()
+    deadline = time.monotonic() + 20
+    while supervisor.proc.poll() is None and time.monotonic() < deadline:
+        supervisor.children()  # tracked: the fixture fails the test if one is left
+        time.sleep(0.01)
+    status = supervisor.wait_exit()
+    log = supervisor.log()
+    assert status == 78, f"exit status {status}\nlog:\n{log}"
+    assert "Traceback" not in log, log
+    (line,) = [line for line in log.splitlines() if "config error" in line]
+    assert line.startswith("mgr-supervisor: config error: "), line
+    assert not supervisor.event_file.exists(), f"a hook ran: {supervisor.events()}"
+    return line
+
+
+def test_a_database_schema_it_does_not_know_refuses_the_start(supervisor, tmp_path):
+    """exit 78 and one line, as for any configuration error, before any hook runs.
+
+    The recorder checks the schema after the workers are forked (the parent imports no
+    database code); they wait for its answer before `init_host()` and are stopped.
+    """
     from tests.dbfixtures import make_conf, sqlite_url
-    from tests.functional.conftest import render_config
-    from tests.functional.test_bad_config import run_supervisor
 
     url = sqlite_url(tmp_path)
     api.configure(make_conf(url))
@@ -268,22 +288,19 @@ def test_a_database_schema_it_does_not_know_refuses_the_start(tmp_path):
         connection.execute(
             "UPDATE mgr_supervisor_alembic_version SET version_num = '9999_from_the_future'"
         )
-    state_path = tmp_path / "state"
-    config = tmp_path / "c.conf"
-    config.write_text(
-        render_config(
-            tmp_path / "events",
-            {"alpha": {}},
-            state_path=str(state_path),
-            database={"connection": url},
-        )
-    )
-    result = run_supervisor(tmp_path, "--config-file", str(config))
-    assert result.returncode == 78, result.stderr
-    (line,) = result.stderr.strip().splitlines()
+    line = refused_start(supervisor, url)
     assert line.startswith("mgr-supervisor: config error: [database] connection:"), line
     assert "9999_from_the_future" in line
-    assert not (tmp_path / "events").exists(), "nothing was forked"
+
+
+def test_a_connection_url_it_cannot_use_refuses_the_start(supervisor):
+    """Checked by the recorder too; the line names the file and never the password."""
+    line = refused_start(supervisor, "mysql+mysqldb://user:s3cret@127.0.0.1/x")
+    assert line.startswith(
+        f"mgr-supervisor: config error: {supervisor.config_file}: [database] connection: "
+        "the driver of 'mysql+mysqldb' is not installed"
+    ), line
+    assert "s3cret" not in supervisor.log()
 
 
 def test_a_hung_worker_is_not_reported_up(supervisor, db_url):
