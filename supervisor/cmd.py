@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        conf, specs = config.load(args, conf=cfg.CONF, check_database_url=False)
+        conf, specs = config.load(args, conf=cfg.CONF)
         if conf.check_config:
             config.validate_database(conf)
     except config.ConfigError as exc:

@@ -373,10 +373,14 @@ def register_manager_class_opts(conf: cfg.ConfigOpts, name: str, cls: type) -> N
     conf.register_opts(list(getattr(cls, "opts", [])), group=MANAGER_SECTION_PREFIX + name)
 
 
-def validate(conf: cfg.ConfigOpts, check_database_url: bool = True) -> list[ManagerSpec]:
+def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
     """Check everything a start needs; return the managers to run, or raise ConfigError.
 
-    `check_database_url=False` leaves the URL to the service recorder (see `load`).
+    All but the database URL: checking it imports SQLAlchemy and the driver (psycopg:
+    ~150 ms), which the supervisor's service recorder does after its fork, refusing a URL it
+    cannot use before any hook runs (docs/architecture.md, "Service records"); a reload
+    does not change `[database]`. `validate_database` checks it, for --check-config and
+    the commands that connect.
     """
     raw = _RawConfig(_config_files(conf))
     if not raw.files:
@@ -388,7 +392,7 @@ def validate(conf: cfg.ConfigOpts, check_database_url: bool = True) -> list[Mana
         _read(conf, raw, "DEFAULT", opt.dest, opt.secret)
     for opt in supervisor_opts + manager_common_opts():
         _read(conf, raw, SUPERVISOR_GROUP, opt.dest, opt.secret)
-    _validate_database(conf, raw, check_database_url)
+    _validate_database(conf, raw, check_url=False)
 
     socket_path = conf.supervisor.control_socket
     if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
@@ -416,10 +420,10 @@ def validate_database(conf: cfg.ConfigOpts) -> None:
 
     `conf` needs `default_opts` and the [database] options registered.
     """
-    _validate_database(conf, _RawConfig(_config_files(conf)))
+    _validate_database(conf, _RawConfig(_config_files(conf)), check_url=True)
 
 
-def _validate_database(conf: cfg.ConfigOpts, raw: _RawConfig, check_url: bool = True) -> None:
+def _validate_database(conf: cfg.ConfigOpts, raw: _RawConfig, check_url: bool) -> None:
     """[database] values, the connection URL (never printed), and the heartbeat timing."""
     if conf.service_down_time <= conf.report_interval:
         raise ConfigError(
@@ -500,22 +504,17 @@ def load(
     argv: Sequence[str],
     conf: cfg.ConfigOpts | None = None,
     default_config_files: list[str] | None = None,
-    check_database_url: bool = True,
 ) -> tuple[cfg.ConfigOpts, list[ManagerSpec]]:
     """Parse and validate: the single path for a start, a reload and --check-config.
 
     At start `conf` is oslo's global `cfg.CONF`, the config in force that managers read;
     a reload validates into a fresh `ConfigOpts` first so a broken file changes nothing.
-    A supervisor's start passes `check_database_url=False`: checking the URL imports
-    SQLAlchemy and the database driver (psycopg: ~150 ms), which its recorder does after its
-    fork; a URL it cannot use is refused then, before any hook runs
-    (docs/architecture.md, "Service records").
     """
     if conf is None:
         conf = cfg.ConfigOpts()
     register_static_opts(conf)
     parse_args(conf, argv, default_config_files)
-    return conf, validate(conf, check_database_url)
+    return conf, validate(conf)
 
 
 def adopt_manager_sections(conf: cfg.ConfigOpts, specs: list[ManagerSpec]) -> None:

@@ -294,13 +294,20 @@ def test_a_database_schema_it_does_not_know_refuses_the_start(supervisor, tmp_pa
 
 
 def test_a_connection_url_it_cannot_use_refuses_the_start(supervisor):
-    """Checked by the recorder too; the line names the file and never the password."""
+    """Checked by the recorder, as --check-config does; one line naming the file, never the
+    password."""
+    from tests.functional.test_bad_config import run_supervisor
+
     line = refused_start(supervisor, "mysql+mysqldb://user:s3cret@127.0.0.1/x")
     assert line.startswith(
         f"mgr-supervisor: config error: {supervisor.config_file}: [database] connection: "
         "the driver of 'mysql+mysqldb' is not installed"
     ), line
     assert "s3cret" not in supervisor.log()
+    check = run_supervisor(
+        supervisor.tmp_path, "--config-file", str(supervisor.config_file), "--check-config"
+    )
+    assert (check.returncode, check.stderr.strip()) == (78, line)
 
 
 def test_a_hung_worker_is_not_reported_up(supervisor, db_url):

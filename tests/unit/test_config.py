@@ -115,18 +115,26 @@ def test_service_down_time_must_exceed_report_interval(tmp_path):
     )
 
 
+def load_with_database(tmp_path, text: str):
+    """`load`, then the URL check that only --check-config and the recorder make."""
+    conf, specs = load(tmp_path, text)
+    config.validate_database(conf)
+    return conf, specs
+
+
 def test_database_options_are_validated_and_the_connection_never_shown(tmp_path):
-    conf, _ = load(tmp_path, DEMO)
+    conf, _ = load_with_database(tmp_path, DEMO)
     assert conf.database.connection == f"sqlite:///{conf.state_path}/mgr-supervisor.sqlite"
     with pytest.raises(config.ConfigError, match=r"\[database\] max_pool_size: invalid value"):
         load(tmp_path, DEMO + "[database]\nmax_pool_size = many\n")
+    conf, _ = load(tmp_path, DEMO + "[database]\nconnection = pa55word\n")  # the recorder's
     with pytest.raises(config.ConfigError) as err:
-        load(tmp_path, DEMO + "[database]\nconnection = pa55word\n")
+        load_with_database(tmp_path, DEMO + "[database]\nconnection = pa55word\n")
     assert str(err.value) == (
         f"{tmp_path}/test.conf: [database] connection: not a database URL (dialect+driver://...)"
     )
     with pytest.raises(config.ConfigError) as err:
-        load(tmp_path, DEMO + "[database]\nconnection = nosuch://u:pa55word@h/x\n")
+        load_with_database(tmp_path, DEMO + "[database]\nconnection = nosuch://u:pa55word@h/x\n")
     assert "unknown database dialect or driver 'nosuch'" in str(err.value)
     assert "pa55word" not in str(err.value)
 
