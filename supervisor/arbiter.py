@@ -140,6 +140,8 @@ class Arbiter:
             raise config.ConfigError(
                 f"[DEFAULT] state_path: cannot write the config snapshot: {exc.strerror}"
             ) from None
+        if not config.rpc_enabled(self._conf):
+            LOG.info("RPC is off: [DEFAULT] transport_url is not set")
         for spec in self._specs:
             self._add_manager(spec)
         process.route_signals_to(self._signal_w, HANDLED_SIGNALS)
@@ -321,10 +323,11 @@ class Arbiter:
     def _add_manager(self, spec: config.ManagerSpec) -> None:
         self._table.managers[spec.name] = ManagerRecord(spec, RestartTracker(spec.policy))
         LOG.info(
-            "manager %s: %s, %d worker(s)",
+            "manager %s: %s, %d worker(s)%s",
             spec.name,
             config.dotted_name(spec.manager_class),
             spec.workers,
+            f", RPC topic {spec.topic!r}" if config.rpc_enabled(self._conf) else "",
         )
 
     def _forget_if_gone(self, tracked: ManagerRecord) -> None:
@@ -613,6 +616,8 @@ class Arbiter:
             shown = tracked.state not in (State.RUNNING, State.STARTING)
             parts.append(f"{name} {ready}/{wanted}" + (f" {tracked.state.value}" if shown else ""))
         status = f"{ready_total}/{wanted_total} workers ready: {', '.join(parts)}"
+        if waiting := self._table.waiting_for_broker():
+            status += f"; {waiting} waiting for the message broker"
         if all_ready and not self._announced_ready:
             self._announced_ready = True
             self._notifier.ready(status)

@@ -208,6 +208,11 @@ def manager_section_opts() -> list[cfg.Opt]:
             help="Module imported as the manager's `self.db` (smart managers, dumb data). "
             "The default is the project's db api, on [database] connection.",
         ),
+        cfg.StrOpt(
+            "topic",
+            help="RPC topic the manager's workers consume (with [DEFAULT] transport_url); "
+            "default: the manager's NAME.",
+        ),
         *manager_common_opts(),
     ]
 
@@ -244,6 +249,7 @@ class ManagerSpec:
     name: str
     manager_class: type
     workers: int
+    topic: str  # its RPC topic: [manager:NAME] topic, else NAME
     policy: RestartPolicy = RestartPolicy()
     limits: HealthLimits = HealthLimits()
 
@@ -393,6 +399,7 @@ def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
     for opt in supervisor_opts + manager_common_opts():
         _read(conf, raw, SUPERVISOR_GROUP, opt.dest, opt.secret)
     _validate_database(conf, raw, check_url=False)
+    _validate_transport(conf, raw)
 
     socket_path = conf.supervisor.control_socket
     if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
@@ -447,6 +454,34 @@ def _validate_database(conf: cfg.ConfigOpts, raw: _RawConfig, check_url: bool) -
         ) from None
 
 
+def rpc_enabled(conf: cfg.ConfigOpts) -> bool:
+    """RPC is on when a config file sets `[DEFAULT] transport_url` (validation registered it
+    then): oslo.messaging's own default, a broker on localhost, never turns it on."""
+    return "transport_url" in conf and bool(conf.transport_url)
+
+
+def validate_transport(conf: cfg.ConfigOpts) -> None:
+    """The RPC part of `validate()` alone (mgr-supervisorctl call)."""
+    _validate_transport(conf, _RawConfig(_config_files(conf)))
+
+
+def _validate_transport(conf: cfg.ConfigOpts, raw: _RawConfig) -> None:
+    """`[DEFAULT] transport_url` (secret, never printed), only when a file sets it: otherwise
+    RPC is off and oslo.messaging is never imported."""
+    if "transport_url" not in raw.keys.get("DEFAULT", {}):
+        return
+    from supervisor import rpc  # oslo.messaging: ~130 ms, paid only with RPC on
+
+    problem = rpc.check_transport_url(conf)
+    where = f"{raw.where('DEFAULT', 'transport_url')}: [DEFAULT] transport_url"
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem}")
+    opts = rpc.rabbit_opts()
+    conf.register_opts(opts, group=rpc.RABBIT_GROUP)
+    for opt in opts:
+        _read(conf, raw, rpc.RABBIT_GROUP, opt.dest, opt.secret)
+
+
 def _validate_manager(conf: cfg.ConfigOpts, raw: _RawConfig, name: str) -> ManagerSpec:
     section = MANAGER_SECTION_PREFIX + name
     if section not in raw.keys:
@@ -486,6 +521,7 @@ def _validate_manager(conf: cfg.ConfigOpts, raw: _RawConfig, name: str) -> Manag
         name=name,
         manager_class=cls,
         workers=values.workers,
+        topic=values.topic or name,
         policy=RestartPolicy(
             start_secs=values.start_secs,
             start_retries=values.start_retries,

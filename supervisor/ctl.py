@@ -2,10 +2,12 @@
 
 `status`, `restart`, `reload` and `stop` go through the supervisor's control socket;
 `services` reads (and `services disable|enable|delete` change) the records straight from
-`[database] connection`, so they work while this host's supervisor is down.
+`[database] connection`, so they work while this host's supervisor is down; `call` sends an
+RPC to a manager's workers on any host through `[DEFAULT] transport_url`.
 
-Exit status: 0 done (all RUNNING, every record shown), 1 refused or not all RUNNING, 3 the
-supervisor or the database cannot be reached, 78 a configuration error.
+Exit status: 0 done (all RUNNING, every record shown, the call answered), 1 refused, not all
+RUNNING or the remote method raised, 2 a bad argument, 3 the supervisor, the database or the
+message broker cannot be reached (or no worker answered in time), 78 a configuration error.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from supervisor.cmd import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, config_error
 from supervisor.db import api as db_api
 
 CTL = "mgr-supervisorctl"
+EXIT_USAGE = 2  # as argparse says it
 SERVICE_ACTIONS = ("list", "disable", "enable", "delete")
 
 
@@ -51,12 +54,28 @@ def _add_commands(subparsers: Any) -> None:
     services.add_argument("--manager", dest="filter_manager", help="only this manager's")
     services.add_argument("--reason", help="why it is disabled (with disable)")
     services.add_argument("--json", action="store_true", help="print the records as JSON")
+    call = subparsers.add_parser(
+        "call",
+        help="RPC to a manager's workers: call MANAGER METHOD [key=JSON ...] [--host H] "
+        "[--cast | --fanout] [--timeout S]; prints the result as JSON",
+    )
+    call.add_argument("manager", help="the manager's NAME (its topic unless [manager:NAME] topic)")
+    call.add_argument("method", help="the manager's method")
+    call.add_argument("arguments", nargs="*", metavar="key=JSON", help="keyword arguments")
+    call.add_argument(
+        "--host", dest="call_host", help="only the workers of this host (the topic.host queue)"
+    )
+    mode = call.add_mutually_exclusive_group()
+    mode.add_argument("--cast", action="store_true", help="send, expect no answer")
+    mode.add_argument("--fanout", action="store_true", help="cast to every worker of the topic")
+    call.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # Every failure is one line of ours: no library's log record (with its traceback) on stderr.
     logging.getLogger().addHandler(logging.NullHandler())
-    conf = cfg.ConfigOpts()
+    # oslo's global config: oslo.messaging registers some of its options only there.
+    conf = cfg.CONF
     config.register_static_opts(conf)
     conf.register_cli_opt(cfg.SubCommandOpt("action", handler=_add_commands))
     try:
@@ -66,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     action = conf.action
     if action.name == "services":
         return _services(conf, action)
+    if action.name == "call":
+        return _call(conf, action)
     message: dict[str, Any] = {"command": action.name}
     if action.name == "restart":
         message["manager"] = action.manager
@@ -132,6 +153,50 @@ def _services(conf: cfg.ConfigOpts, action: Any) -> int:
     return EXIT_OK
 
 
+def _call(conf: cfg.ConfigOpts, action: Any) -> int:
+    """`call`: one RPC, its JSON result on stdout; every failure one line on stderr."""
+    arguments = {}
+    for item in action.arguments:
+        key, sep, text = item.partition("=")
+        try:
+            if not sep or not key.isidentifier():
+                raise ValueError("not key=JSON")
+            arguments[key] = json.loads(text)
+        except ValueError as exc:
+            print(f"{CTL}: call: argument {item!r}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        config.validate_transport(conf)
+    except config.ConfigError as exc:
+        return config_error(str(exc), program=CTL)
+    if not config.rpc_enabled(conf):
+        return config_error("[DEFAULT] transport_url: not set: RPC is off", program=CTL)
+    from supervisor import rpc  # imported by validate_transport: RPC is on
+
+    config.register_manager_opts(conf, action.manager)
+    topic = conf[config.MANAGER_SECTION_PREFIX + action.manager].topic or action.manager
+    mode = "fanout" if action.fanout else "cast" if action.cast else "call"
+    try:
+        result = rpc.invoke(
+            topic,
+            action.method,
+            arguments,
+            server=action.call_host,
+            mode=mode,
+            timeout=action.timeout,
+            conf=conf,
+        )
+    except rpc.CallFailed as exc:
+        print(f"{CTL}: call {action.manager} {action.method}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except rpc.NoAnswer as exc:
+        print(f"{CTL}: call {action.manager} {action.method}: {exc}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
+    if mode == "call":
+        print(json.dumps(result, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
 def _record(row: Any, service_down_time: float) -> dict[str, Any]:
     last_seen = row["last_seen_up"]
     return {
@@ -170,6 +235,9 @@ def format_status(status: dict[str, Any]) -> str:
     """The status as two tables a person reads at a glance."""
     managers: list[tuple[str, ...]] = [("MANAGER", "STATE", "WORKERS", "RESTARTS", "LAST EXIT")]
     workers: list[tuple[str, ...]] = [("PID", "WORKER", "PHASE", "UPTIME", "RSS", "HEARTBEAT")]
+    rpc = any(w.get("rpc", "off") != "off" for m in status["managers"] for w in m["workers"])
+    if rpc:
+        workers[0] += ("RPC", "SERVED", "FAILED")
     for m in status["managers"]:
         managers.append(
             (
@@ -185,16 +253,17 @@ def format_status(status: dict[str, Any]) -> str:
             if w.get("process_state") == "stopped":
                 phase += " (process stopped)"
             rss = "-" if w["rss_mb"] is None else f"{w['rss_mb']:.1f}M"
-            workers.append(
-                (
-                    str(w["pid"]),
-                    f"{m['name']}({w['worker_id']})",
-                    phase,
-                    _duration(w["uptime"]),
-                    rss,
-                    f"{w['heartbeat_age']:.1f}s ago",
-                )
+            row: tuple[str, ...] = (
+                str(w["pid"]),
+                f"{m['name']}({w['worker_id']})",
+                phase,
+                _duration(w["uptime"]),
+                rss,
+                f"{w['heartbeat_age']:.1f}s ago",
             )
+            if rpc:
+                row += (w["rpc"], str(w["rpc_served"]), str(w["rpc_failed"]))
+            workers.append(row)
     head = f"mgr-supervisor pid {status['pid']}, up {_duration(status['uptime'])}"
     if status.get("database") == "unreachable":
         head += "; the database is unreachable (service records wait for it)"

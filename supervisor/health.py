@@ -10,12 +10,19 @@ from __future__ import annotations
 import dataclasses
 import mmap
 import struct
+import threading
 import time
 
 _LAYOUT = struct.Struct("<dd?B62s")  # phase_since, idle_until, ready, database, phase name
 _DATABASE_OFFSET = 17
 _PHASE_BYTES = 62
 DATABASE_STATES = ("unknown", "ok", "unreachable")
+# After it, written by the worker's RPC threads: the consumers' state, calls served, failed.
+_RPC_LAYOUT = struct.Struct("<BQQ")
+_RPC_OFFSET = _LAYOUT.size
+RPC_STATES = ("off", "connecting", "consuming", "reconnecting", "stopped")
+# The phase of a worker whose RPC consumers wait for the broker: not a hang, not a failed start.
+WAITING_FOR_BROKER = "waiting for the message broker"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,15 +45,21 @@ class Snapshot:
     idle_until: float
     ready: bool
     database: str = "unknown"  # the recorder's beacon only: as its last database call found it
+    rpc: str = "off"
+    rpc_served: int = 0
+    rpc_failed: int = 0
 
 
 class Beacon:
     """One worker's phase and liveness, shared between the parent and that worker."""
 
     def __init__(self) -> None:
-        self._map = mmap.mmap(-1, _LAYOUT.size)  # MAP_SHARED: survives the fork, both see it
+        # MAP_SHARED: survives the fork, both see it.
+        self._map = mmap.mmap(-1, _LAYOUT.size + _RPC_LAYOUT.size)
         self._ready = False
         self._database = 0
+        self._rpc = [0, 0, 0]  # state, served, failed: this process's own copy
+        self._rpc_lock = threading.Lock()  # the RPC executor's threads count at once
         self.set_phase("starting")
 
     def set_phase(self, phase: str, idle_until: float = 0.0) -> None:
@@ -60,14 +73,35 @@ class Beacon:
         self._database = 1 if ok else 2
         self._map[_DATABASE_OFFSET] = self._database
 
+    def set_rpc_state(self, state: str) -> None:
+        with self._rpc_lock:
+            self._rpc[0] = RPC_STATES.index(state)
+            _RPC_LAYOUT.pack_into(self._map, _RPC_OFFSET, *self._rpc)
+
+    def count_rpc(self, served: bool) -> None:
+        """One call or cast done: served (returned), or failed (raised)."""
+        with self._rpc_lock:
+            self._rpc[1 if served else 2] += 1
+            _RPC_LAYOUT.pack_into(self._map, _RPC_OFFSET, *self._rpc)
+
     def mark_ready(self, phase: str) -> None:
         self._ready = True
         self.set_phase(phase)
 
     def read(self) -> Snapshot:
         since, idle_until, ready, database, raw = _LAYOUT.unpack_from(self._map, 0)
+        rpc, served, failed = _RPC_LAYOUT.unpack_from(self._map, _RPC_OFFSET)
         phase = raw.rstrip(b"\0").decode("utf-8", "replace")
-        return Snapshot(phase, since, idle_until, ready, DATABASE_STATES[database % 3])
+        return Snapshot(
+            phase,
+            since,
+            idle_until,
+            ready,
+            DATABASE_STATES[database % len(DATABASE_STATES)],
+            RPC_STATES[rpc % len(RPC_STATES)],
+            served,
+            failed,
+        )
 
     def close(self) -> None:
         self._map.close()
@@ -83,7 +117,9 @@ def stuck_for(snapshot: Snapshot, now: float) -> float:
 def check(limits: HealthLimits, snapshot: Snapshot, age: float, now: float) -> str | None:
     """The reason a worker must be recycled for start or heartbeat limits, or None."""
     if not snapshot.ready:
-        if limits.start_timeout and age > limits.start_timeout:
+        # Waiting for the broker is no failed start: oslo.messaging retries, capped.
+        waiting = snapshot.phase == WAITING_FOR_BROKER
+        if limits.start_timeout and age > limits.start_timeout and not waiting:
             return (
                 f"not ready {age:.1f}s after start (start_timeout={limits.start_timeout:g}s), "
                 f"in {snapshot.phase} for {now - snapshot.phase_since:.1f}s"

@@ -59,6 +59,8 @@ class Manager(periodic_task.PeriodicTasks):
         self.host = host
         self.service_name = service_name
         self.backdoor_port = None
+        # More RPC endpoints beside the manager itself (nova's habit), each with its target.
+        self.additional_endpoints: list[object] = []
         if db_driver:
             self.db = LazyModule(db_driver)
         section = MANAGER_SECTION_PREFIX + service_name

@@ -99,6 +99,12 @@ class Table:
             return State.STARTING
         return State.RUNNING
 
+    def waiting_for_broker(self) -> int:
+        """How many workers wait for the message broker before they can be ready."""
+        return sum(
+            1 for r in self.workers.values() if r.beacon.read().phase == health.WAITING_FOR_BROKER
+        )
+
     def status(self, now: float, stopping: bool) -> list[dict[str, Any]]:
         """Per manager its state and counts, then each of its workers."""
         managers = []
@@ -139,6 +145,9 @@ def worker_status(record: WorkerRecord, now: float) -> dict[str, Any]:
         "rss_mb": rss_mb,
         "heartbeat_age": now - beacon.phase_since,
         "stopping": record.stop_reason,
+        "rpc": beacon.rpc,
+        "rpc_served": beacon.rpc_served,
+        "rpc_failed": beacon.rpc_failed,
     }
 
 

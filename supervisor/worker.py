@@ -33,9 +33,9 @@ import setproctitle
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 
-from supervisor import snapshot
+from supervisor import config, snapshot
 from supervisor.config import PROJECT, ManagerSpec
-from supervisor.health import Beacon
+from supervisor.health import WAITING_FOR_BROKER, Beacon
 from supervisor.manager import Manager
 from supervisor.process import (
     die_with_parent,
@@ -72,7 +72,7 @@ class ManagerService(cotyledon.Service):
         snapshots: SnapshotStore,
         beacon: Beacon,
         record: ServiceRecord,
-        on_ready: Callable[[], None],
+        wake_parent: Callable[[], None],
     ) -> None:
         super().__init__(worker_id)
         self.spec = spec
@@ -83,7 +83,8 @@ class ManagerService(cotyledon.Service):
         self.manager: Manager | None = None
         self.phase = "starting"
         self.label = f"{spec.name} worker({worker_id})"
-        self._on_ready = on_ready
+        self._wake_parent = wake_parent  # the parent reads our beacon at its next pass
+        self.consumers: Any = None  # rpc.Consumers, with [DEFAULT] transport_url set
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._reload_requested = threading.Event()
@@ -127,7 +128,11 @@ class ManagerService(cotyledon.Service):
             return
         timeout = CONF.graceful_shutdown_timeout
         budget = timeout / 2 if timeout > 0 else None
-        if not self._loop_exited.wait(budget):
+        if self.consumers is not None:  # no more messages; those taken get their answers
+            self.consumers.stop(budget)
+        # Still waiting for the broker: nothing to wait for (start() stops what it made).
+        waiting = self.phase == WAITING_FOR_BROKER
+        if not waiting and not self._loop_exited.wait(budget):
             LOG.warning(
                 "%s: %s still running after %.1fs; running cleanup_host() without it",
                 self.label,
@@ -163,10 +168,33 @@ class ManagerService(cotyledon.Service):
         self._call("pre_start_hook", service_ref=service_ref)
         if self._stopping.is_set():
             return
+        if config.rpc_enabled(CONF) and not self._start_consumers():
+            return
         self._call("post_start_hook")
         self.beacon.mark_ready("ready")
-        self._on_ready()
+        self._wake_parent()
         LOG.info("%s: ready", self.label)
+
+    def _start_consumers(self) -> bool:
+        """RPC consumers of the manager's topic, before `post_start_hook()`; while the broker
+        cannot be reached the worker waits here (a phase, not a failed start). False when
+        a stop came first."""
+        from supervisor import rpc  # imported by the parent already: RPC is on
+
+        assert self.manager is not None
+        endpoints = [self.manager, *getattr(self.manager, "additional_endpoints", [])]
+        try:
+            self.consumers = rpc.Consumers(self.spec.topic, CONF.host, endpoints, self.beacon)
+        except Exception:
+            LOG.exception("%s: creating the RPC consumers failed", self.label)
+            raise HookFailed from None
+        self._set_phase(WAITING_FOR_BROKER)
+        self._wake_parent()  # its STATUS says what we wait for
+        try:
+            return self.consumers.start() and not self._stopping.is_set()
+        except Exception:
+            LOG.exception("%s: starting the RPC consumers failed", self.label)
+            raise HookFailed from None
 
     def _track_periodic_tasks(self) -> None:
         """Publish which periodic task runs, so a hung one is named (per instance)."""
@@ -345,7 +373,7 @@ class WorkerProcess:
                 self.snapshots,
                 self.beacon,
                 self.record,
-                self._notify_ready,
+                self._notify_parent,
             )
         try:
             return cls(self.worker_id)
@@ -368,10 +396,11 @@ class WorkerProcess:
             return
         self._ready_deadline = None
         self.beacon.mark_ready("running")
-        self._notify_ready()
+        self._notify_parent()
         LOG.info("%s: ready", self.label)
 
-    def _notify_ready(self) -> None:
+    def _notify_parent(self) -> None:
+        """Wake the parent's loop: a worker became ready, or began to wait for the broker."""
         with contextlib.suppress(OSError):
             os.write(self._ready_fd, b"r")
 

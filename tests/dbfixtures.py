@@ -39,10 +39,10 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() == "true"
 
 
-def unavailable(reason: str) -> NoReturn:
-    """Skip a test that needs PostgreSQL; under CI=true fail it instead."""
+def unavailable(reason: str, server: str = "PostgreSQL") -> NoReturn:
+    """Skip a test that needs a real server; under CI=true fail it instead."""
     if in_ci():
-        pytest.fail(f"{reason} (CI=true: PostgreSQL is required)", pytrace=False)
+        pytest.fail(f"{reason} (CI=true: {server} is required)", pytrace=False)
     pytest.skip(reason)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from oslo_config import cfg
 from oslo_service import periodic_task
@@ -47,6 +48,15 @@ class DemoManager(Manager):
 
     def cleanup_host(self) -> None:
         LOG.info("%s: cleanup_host", self.service_name)
+
+    def greet(self, context: object, name: str = "world") -> dict[str, object]:
+        """Over RPC (with [DEFAULT] transport_url set): which worker answered, and how."""
+        LOG.info("%s: %s, %s (over RPC)", self.service_name, self.configuration.greeting, name)
+        return {
+            "greeting": f"{self.configuration.greeting}, {name}",
+            "host": self.host,
+            "pid": os.getpid(),
+        }
 
     @periodic_task.periodic_task(spacing=10, run_immediately=True)
     def say_greeting(self, context: object) -> None:

@@ -27,6 +27,7 @@ def render_config(
     supervisor: dict[str, object] | None = None,
     state_path: str = "/nonexistent",
     database: dict[str, object] | None = None,
+    oslo_messaging_rabbit: dict[str, object] | None = None,
 ) -> str:
     """An INI text: EventManager sections writing to `event_file`, unless told otherwise."""
     sections = {
@@ -38,6 +39,7 @@ def render_config(
         },
         "supervisor": {"enabled_managers": ", ".join(managers), **(supervisor or {})},
         "database": database or {},
+        "oslo_messaging_rabbit": oslo_messaging_rabbit or {},
     }
     for name, options in managers.items():
         sections[f"manager:{name}"] = {

@@ -169,5 +169,51 @@ class RecordManager(EventManager):
             self._record("service_ref-disabled", str(self.service_ref.disabled))
 
 
+class RpcManager(EventManager):
+    """EventManager with methods for RPC: each records what it did, so a test sees which
+    worker served a call, and when (against the hooks)."""
+
+    opts = [
+        *EventManager.opts,
+        cfg.BoolOpt(
+            "call_self_in_post_start",
+            default=False,
+            help="post_start_hook() calls this worker over RPC: it can only be answered if "
+            "the consumers run before it.",
+        ),
+    ]
+
+    def post_start_hook(self) -> None:
+        if self.configuration.call_self_in_post_start:
+            from supervisor import rpc
+
+            topic = self.configuration.topic or self.service_name
+            client = rpc.get_client(topic, server=self.host).prepare(timeout=5)
+            answer = client.call(None, "echo", value="self")
+            self._record("post_start_hook-self-call", str(answer["pid"]))
+        super().post_start_hook()
+
+    def echo(self, context: object, value: object = None) -> dict[str, object]:
+        self._record("rpc", "echo")
+        return {
+            "pid": os.getpid(),
+            "value": value,
+            "context": type(context).__name__,
+            "request_id": getattr(context, "request_id", None),
+        }
+
+    def slow(self, context: object, seconds: float = 1.0) -> int:
+        self._record("rpc", "slow-start")
+        time.sleep(seconds)
+        self._record("rpc", "slow-done")
+        return os.getpid()
+
+    def note(self, context: object, word: str) -> None:
+        self._record("rpc", "note", word)
+
+    def fail(self, context: object) -> None:
+        raise ValueError("failed on purpose")
+
+
 def _row_id(row: object) -> str:
     return "none" if row is None else str(row["id"])  # type: ignore[index]

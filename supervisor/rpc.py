@@ -1,0 +1,312 @@
+"""RPC consumers per manager, and the client API, on oslo.messaging.
+
+The seed's rule: a method that must run on a remote host is called "via rpc to the service
+that wraps the manager". Each worker of a manager runs one RPC server,
+`Target(topic=<topic>, server=<host>)` on the threading executor, whose endpoints are the
+manager and its `additional_endpoints` (each versioned by its own `target`, as nova's
+managers are). So all workers of a manager consume its `topic` and `topic.host` queues (a
+call goes to one of them) and each has a fanout queue of its own (a fanout cast reaches
+every worker). Messages are oslo.messaging's own, with nova's context serializer: a plain
+`RPCClient` that knows only topic, method and arguments reaches our workers.
+
+Imported only when `[DEFAULT] transport_url` is set. The parent imports it then, before its
+first fork (~130 ms, mostly eventlet, which oslo.service's `service` module imports whatever
+the executor), so the workers share those pages; every connection is made in a worker, after
+its fork (docs/architecture.md, "RPC").
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import logging
+import threading
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+from oslo_config import cfg
+from oslo_context import context as oslo_context
+
+from supervisor import health
+
+# futurist and oslo.service import eventlet when it is installed, and eventlet warns on its
+# import; the threading executor never uses it.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+import oslo_messaging as messaging  # noqa: E402
+from oslo_messaging import opts as messaging_opts  # noqa: E402
+
+LOG = logging.getLogger(__name__)
+
+# The supervisor drives these; a remote caller never does.
+LIFECYCLE_HOOKS = frozenset(
+    {
+        "init_host",
+        "pre_start_hook",
+        "post_start_hook",
+        "periodic_tasks",
+        "run_periodic_tasks",
+        "reset",
+        "cleanup_host",
+    }
+)
+# oslo.messaging logs through this logger when the broker connection is lost and regained.
+_DRIVER_LOGGER = "oslo.messaging._drivers.impl_rabbit"
+_DRIVERS = "oslo.messaging.drivers"  # the entry-point group of its transports
+RABBIT_GROUP = "oslo_messaging_rabbit"
+
+
+def check_transport_url(conf: cfg.ConfigOpts) -> str | None:
+    """Why `[DEFAULT] transport_url` cannot be used, without its value (it is secret); None
+    when it can. Registers oslo.messaging's transport options on `conf`."""
+    try:
+        url = messaging.TransportURL.parse(conf)
+    except messaging.InvalidTransportURL:
+        return "not a transport URL (driver://user:password@host:port/virtual_host)"
+    if not conf.transport_url:  # set empty: RPC is off
+        return None
+    drivers = {entry.name for entry in importlib.metadata.entry_points(group=_DRIVERS)}
+    if url.transport not in drivers:
+        return f"unknown transport {url.transport!r} (known: {', '.join(sorted(drivers))})"
+    return None
+
+
+def rabbit_opts() -> list[cfg.Opt]:
+    """`[oslo_messaging_rabbit]`, registered by the driver in a worker, checked at start."""
+    return next(opts for group, opts in messaging_opts.list_opts() if group == RABBIT_GROUP)
+
+
+class RequestContextSerializer(messaging.Serializer):
+    """nova's serializer: the context travels as a dict and arrives as an oslo.context
+    `RequestContext`; arguments and results travel as JSON primitives."""
+
+    def __init__(self) -> None:
+        self._base = messaging.JsonPayloadSerializer()
+
+    def serialize_entity(self, ctxt: Any, entity: Any) -> Any:
+        return self._base.serialize_entity(ctxt, entity)
+
+    def deserialize_entity(self, ctxt: Any, entity: Any) -> Any:
+        return entity
+
+    def serialize_context(self, ctxt: Any) -> dict[str, Any]:
+        if ctxt is None:
+            return {}
+        return ctxt.to_dict() if hasattr(ctxt, "to_dict") else dict(ctxt)
+
+    def deserialize_context(self, ctxt: Any) -> oslo_context.RequestContext:
+        return oslo_context.RequestContext.from_dict(ctxt or {})
+
+
+_transport_lock = threading.Lock()
+_transport: Any = None
+
+
+def get_transport(conf: cfg.ConfigOpts | None = None) -> Any:
+    """This process's RPC transport (made at its first use: never before a fork)."""
+    global _transport
+    with _transport_lock:
+        if _transport is None:
+            _transport = messaging.get_rpc_transport(conf or cfg.CONF)
+        return _transport
+
+
+def get_client(
+    topic: str,
+    server: str | None = None,
+    version: str | None = None,
+    conf: cfg.ConfigOpts | None = None,
+) -> messaging.RPCClient:
+    """An oslo.messaging `RPCClient` for a manager's `topic` (and one host's workers with
+    `server`), with the serializer our workers use. For callers in other services."""
+    target = messaging.Target(topic=topic, server=server, version=version)
+    return messaging.get_rpc_client(
+        get_transport(conf), target, serializer=RequestContextSerializer()
+    )
+
+
+class _Endpoint:
+    """A manager, or one of its additional endpoints, as oslo.messaging sees it: its public
+    methods but not its lifecycle hooks, each call counted in the worker's beacon."""
+
+    def __init__(self, endpoint: object, beacon: health.Beacon) -> None:
+        self._endpoint = endpoint
+        self._beacon = beacon
+
+    def __getattr__(self, name: str) -> Any:
+        if name in LIFECYCLE_HOOKS:
+            raise AttributeError(name)
+        attribute = getattr(self._endpoint, name)
+        if name == "target" or not callable(attribute):
+            return attribute
+        beacon = self._beacon
+
+        @functools.wraps(attribute)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = attribute(*args, **kwargs)
+            except Exception:
+                beacon.count_rpc(served=False)
+                raise
+            beacon.count_rpc(served=True)
+            return result
+
+        return counted
+
+
+class _ConnectionWatch(logging.Filter):
+    """Turns the driver's own log records about the broker connection into the worker's RPC
+    state: lost (an error) is "reconnecting", "Reconnected" is "consuming" again. oslo.messaging
+    has no callback for it; its records are what an operator sees too."""
+
+    def __init__(self, beacon: health.Beacon) -> None:
+        super().__init__()
+        self._beacon = beacon
+        self.consuming = False  # set once the server has started
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.consuming:
+            if record.levelno >= logging.ERROR:
+                self._beacon.set_rpc_state("reconnecting")
+            elif "Reconnected to AMQP server" in str(record.msg):
+                self._beacon.set_rpc_state("consuming")
+        return True
+
+
+class Consumers:
+    """One worker's RPC server: consuming from after `pre_start_hook()` until the stop, when
+    it takes no more messages and answers those it took before `cleanup_host()` runs."""
+
+    def __init__(
+        self,
+        topic: str,
+        host: str,
+        endpoints: Iterable[object],
+        beacon: health.Beacon,
+        conf: cfg.ConfigOpts | None = None,
+    ) -> None:
+        self._beacon = beacon
+        self._watch = _ConnectionWatch(beacon)
+        self._lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+        self._server = messaging.get_rpc_server(
+            get_transport(conf),
+            messaging.Target(topic=topic, server=host),
+            [_Endpoint(endpoint, beacon) for endpoint in endpoints],
+            executor="threading",
+            serializer=RequestContextSerializer(),
+            access_policy=messaging.DefaultRPCAccessPolicy,
+        )
+
+    def start(self) -> bool:
+        """Consume; blocks while the broker cannot be reached (oslo.messaging retries, its
+        interval capped by `[oslo_messaging_rabbit] rabbit_interval_max`). False when a
+        stop came first: then nothing consumes."""
+        self._beacon.set_rpc_state("connecting")
+        logging.getLogger(_DRIVER_LOGGER).addFilter(self._watch)
+        self._server.start()
+        with self._lock:
+            self._started = True
+            stopped = self._stopped
+        if stopped:
+            self._stop_server(timeout=None)
+            return False
+        self._watch.consuming = True
+        self._beacon.set_rpc_state("consuming")
+        return True
+
+    def stop(self, timeout: float | None) -> None:
+        """Take no more messages; wait up to `timeout` seconds for the calls in flight to be
+        answered. A server still waiting for the broker is stopped by `start()` itself."""
+        with self._lock:
+            self._stopped = True
+            started = self._started
+        if started:
+            self._stop_server(timeout)
+
+    def _stop_server(self, timeout: float | None) -> None:
+        self._watch.consuming = False
+        self._server.stop()
+        waiter = threading.Thread(target=self._server.wait, name="rpc-drain", daemon=True)
+        waiter.start()
+        waiter.join(timeout)
+        if waiter.is_alive():
+            LOG.warning("RPC calls still running after %.1fs: going on without them", timeout)
+        self._beacon.set_rpc_state("stopped")
+
+
+class CallFailed(Exception):
+    """The remote method raised: `kind` is its exception's type, the message its first line."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+
+
+class NoAnswer(Exception):
+    """The broker could not be reached, or no worker answered in time."""
+
+
+# A client sends once more when the broker does not take a message, then gives up (the
+# default, None, retries forever: a command must end).
+SEND_RETRIES = 1
+_REMOTE_SUFFIX = "_Remote"  # how oslo.messaging names a remote exception it rebuilt
+SEND_GRACE_SECONDS = 1.0  # beyond the call's timeout, for the client's own connecting
+
+
+def invoke(
+    topic: str,
+    method: str,
+    arguments: dict[str, Any],
+    *,
+    server: str | None = None,
+    mode: str = "call",
+    timeout: float | None = None,
+    conf: cfg.ConfigOpts | None = None,
+) -> Any:
+    """One `call` (its result), `cast` or `fanout` cast (None) of `method` on `topic`, as
+    `mgr-supervisorctl call` makes it. Raises CallFailed or NoAnswer."""
+    client = get_client(topic, server=server, conf=conf).prepare(
+        timeout=timeout, retry=SEND_RETRIES, fanout=mode == "fanout"
+    )
+    context = oslo_context.RequestContext()
+    outcome: dict[str, Any] = {}
+
+    def send() -> None:
+        try:
+            if mode == "call":
+                outcome["result"] = client.call(context, method, **arguments)
+            else:
+                client.cast(context, method, **arguments)
+                outcome["result"] = None
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    # oslo.messaging waits for the broker without end when it makes a call's reply queue:
+    # the deadline is ours.
+    sender = threading.Thread(target=send, name="rpc-send", daemon=True)
+    sender.start()
+    sender.join(None if timeout is None else timeout + SEND_GRACE_SECONDS)
+    if sender.is_alive():
+        raise NoAnswer(f"no answer within {timeout}s (is the message broker reachable?)")
+    if "error" not in outcome:
+        return outcome["result"]
+    try:
+        raise outcome["error"]
+    except messaging.MessagingTimeout:
+        raise NoAnswer(f"no answer within {timeout}s") from None
+    except messaging.RemoteError as exc:
+        raise CallFailed(str(exc.exc_type), _first_line(exc.value)) from None
+    except messaging.MessagingException as exc:
+        raise NoAnswer(f"{type(exc).__name__}: {_first_line(str(exc))}") from None
+    except Exception as exc:
+        # What oslo.messaging rebuilt of the remote exception: a builtin as itself, one of
+        # `allowed_remote_exmods` as `<Name>_Remote`; its text carries the remote traceback.
+        kind = type(exc).__name__.removesuffix(_REMOTE_SUFFIX)
+        raise CallFailed(kind, _first_line(str(exc))) from None
+
+
+def _first_line(text: object) -> str:
+    lines = str(text or "").strip().splitlines()
+    return lines[0] if lines else ""

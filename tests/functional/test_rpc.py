@@ -1,0 +1,349 @@
+"""RPC consumers per manager, against a real RabbitMQ (`MGR_TEST_TRANSPORT_URL`).
+
+Callers are what an operator or another service would use: a plain oslo.messaging
+`RPCClient` (none of our code) and `mgr-supervisorctl call`. Outages go through a TCP proxy
+the test owns, never through the machine's broker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import rpcfixtures
+from tests.functional.conftest import Supervisor
+from tests.tcpproxy import TcpProxy
+
+CTL = Path(sys.executable).with_name("mgr-supervisorctl")
+RPC_MANAGER = "tests.functional.managers.RpcManager"
+
+
+@pytest.fixture
+def broker() -> str:
+    return rpcfixtures.broker_url(dict(os.environ))
+
+
+@pytest.fixture
+def topic(broker) -> Iterator[str]:
+    """A topic (and exchange) of this test's own, deleted at its end."""
+    name = rpcfixtures.unique_topic()
+    yield name
+    rpcfixtures.delete_exchanges(broker, name, [name])
+
+
+@pytest.fixture
+def proxied_broker(broker, request) -> tuple[TcpProxy, str]:
+    """The broker reached through a proxy the test can cut."""
+    proxy = TcpProxy(rpcfixtures.broker_address(broker))
+    request.addfinalizer(proxy.close)
+    return proxy, rpcfixtures.through(broker, proxy.port)
+
+
+def configure(
+    supervisor: Supervisor,
+    url: str,
+    topic: str,
+    workers: int = 2,
+    host: str | None = None,
+    **options: object,
+) -> None:
+    sections = rpcfixtures.rpc_sections(url, topic)
+    default = {**sections["default"], **({"host": host} if host else {})}
+    supervisor.configure(
+        {"alpha": {"manager": RPC_MANAGER, "workers": workers, "topic": topic, **options}},
+        default=default,
+        oslo_messaging_rabbit=sections["oslo_messaging_rabbit"],
+    )
+
+
+def ready(supervisor: Supervisor, workers: int = 2, timeout: float = 20) -> list[int]:
+    supervisor.wait_for(
+        lambda: supervisor.count("post_start_hook") >= workers, timeout=timeout, what="ready"
+    )
+    return sorted(supervisor.pids_with("post_start_hook"))
+
+
+def ctl(supervisor: Supervisor, *args: str, timeout: float = 40):
+    import subprocess
+
+    return subprocess.run(
+        [str(CTL), "--config-file", str(supervisor.config_file), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def status(supervisor: Supervisor) -> dict:
+    return json.loads(ctl(supervisor, "status", "--json").stdout)
+
+
+def rpc_events(supervisor: Supervisor, *words: str) -> list[int]:
+    """The pids that recorded `rpc <words>`."""
+    return [int(e[0]) for e in supervisor.events() if e[1:] == ["rpc", *words]]
+
+
+def test_consumers_run_before_post_start_hook(supervisor, broker, topic):
+    """post_start_hook() calls its own worker (the only consumer) over RPC: answered, so the
+    consumers ran before it, after pre_start_hook()."""
+    configure(supervisor, broker, topic, workers=1, call_self_in_post_start="true")
+    supervisor.start()
+    (pid,) = ready(supervisor, 1)
+    words = [e[1:] for e in supervisor.events()]
+    assert words.index(["pre_start_hook"]) < words.index(["rpc", "echo"])
+    assert ["post_start_hook-self-call", str(pid)] in words
+
+
+def test_a_plain_client_calls_casts_and_fans_out(supervisor, broker, topic):
+    """Calls shared between the workers, a cast to one, a fanout cast to each; the method
+    gets an oslo.context RequestContext; status counts what each worker served."""
+    configure(supervisor, broker, topic)
+    supervisor.start()
+    pids = ready(supervisor)
+
+    client = rpcfixtures.plain_client(broker, topic)
+    answers = [client.call({}, "echo", value=i) for i in range(20)]
+    assert [a["value"] for a in answers] == list(range(20))
+    assert {a["context"] for a in answers} == {"RequestContext"}
+    assert {a["pid"] for a in answers} == set(pids), "calls are shared between the workers"
+
+    client.cast({}, "note", word="cast")
+    supervisor.wait_for(lambda: len(rpc_events(supervisor, "note", "cast")) == 1, what="cast")
+    client.prepare(fanout=True).cast({}, "note", word="fanout")
+    supervisor.wait_for(
+        lambda: sorted(rpc_events(supervisor, "note", "fanout")) == pids, what="fanout"
+    )
+    time.sleep(0.5)  # a second delivery of the cast would show by now
+    assert len(rpc_events(supervisor, "note", "cast")) == 1
+
+    workers = status(supervisor)["managers"][0]["workers"]
+    assert {w["rpc"] for w in workers} == {"consuming"}
+    # 20 calls, 1 cast, 2 fanout deliveries; none failed.
+    assert sum(w["rpc_served"] for w in workers) == 23
+    assert sum(w["rpc_failed"] for w in workers) == 0
+
+
+def test_mgr_supervisorctl_call(supervisor, broker, topic):
+    configure(supervisor, broker, topic, host="node-a")
+    supervisor.start()
+    pids = ready(supervisor)
+
+    result = ctl(supervisor, "call", "alpha", "echo", 'value={"a": [1, 2]}')
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["value"] == {"a": [1, 2]} and answer["pid"] in pids
+    assert answer["request_id"].startswith("req-")
+
+    result = ctl(supervisor, "call", "alpha", "echo", "--host", "node-a")
+    assert result.returncode == 0, result.stderr
+
+    failed = ctl(supervisor, "call", "alpha", "fail")
+    assert failed.returncode == 1
+    assert failed.stderr == (
+        "mgr-supervisorctl: call alpha fail: ValueError: failed on purpose\n"
+    ), failed.stderr
+    hook = ctl(supervisor, "call", "alpha", "cleanup_host")
+    assert hook.returncode == 1 and "NoSuchMethod" in hook.stderr, hook.stderr
+    assert supervisor.count("cleanup_host") == 0, "a lifecycle hook is not an RPC method"
+
+    late = ctl(supervisor, "call", "alpha", "slow", "seconds=5", "--timeout", "1")
+    assert late.returncode == 3 and "no answer within 1.0s" in late.stderr, late.stderr
+    nobody = ctl(supervisor, "call", "alpha", "echo", "--host", "node-z", "--timeout", "1")
+    assert nobody.returncode == 3, nobody.stderr
+
+    cast = ctl(supervisor, "call", "alpha", "note", 'word="by-ctl"', "--cast")
+    assert (cast.returncode, cast.stdout) == (0, ""), cast.stderr
+    fanout = ctl(supervisor, "call", "alpha", "note", 'word="to-all"', "--fanout")
+    assert fanout.returncode == 0, fanout.stderr
+    supervisor.wait_for(
+        lambda: sorted(rpc_events(supervisor, "note", "to-all")) == pids, what="fanout"
+    )
+    assert len(rpc_events(supervisor, "note", "by-ctl")) == 1
+
+    bad = ctl(supervisor, "call", "alpha", "echo", "value=not-json")
+    assert bad.returncode == 2 and "argument 'value=not-json'" in bad.stderr
+
+
+def test_mgr_supervisorctl_call_without_rpc_or_broker(supervisor, topic, proxied_broker):
+    proxy, url = proxied_broker
+    supervisor.configure({"alpha": {}})  # no transport_url
+    off = ctl(supervisor, "call", "alpha", "echo")
+    assert off.returncode == 78
+    assert off.stderr.startswith("mgr-supervisorctl: config error: [DEFAULT] transport_url:")
+    configure(supervisor, url, topic)
+    proxy.cut()
+    started = time.monotonic()
+    down = ctl(supervisor, "call", "alpha", "echo", "--timeout", "2")
+    assert down.returncode == 3, down.stderr
+    assert "message broker" in down.stderr
+    assert time.monotonic() - started < 15
+    assert "guest" not in down.stderr + down.stdout
+
+
+def test_calls_are_routed_to_one_host_with_topic_host(supervisor, broker, topic, tmp_path):
+    configure(supervisor, broker, topic, workers=1, host="node-a")
+    other = Supervisor(tmp_path / "other")
+    other.tmp_path.mkdir()
+    configure(other, broker, topic, workers=1, host="node-b")
+    try:
+        supervisor.start()
+        other.start()
+        (pid_a,) = ready(supervisor, 1)
+        (pid_b,) = ready(other, 1)
+        for host, pid in (("node-a", pid_a), ("node-b", pid_b)):
+            client = rpcfixtures.plain_client(broker, topic, server=host)
+            assert {client.call({}, "echo")["pid"] for _ in range(6)} == {pid}
+        shared = rpcfixtures.plain_client(broker, topic)
+        assert {shared.call({}, "echo")["pid"] for _ in range(12)} == {pid_a, pid_b}
+        shared.prepare(fanout=True).cast({}, "note", word="everyone")
+        supervisor.wait_for(
+            lambda: (
+                rpc_events(supervisor, "note", "everyone") == [pid_a]
+                and rpc_events(other, "note", "everyone") == [pid_b]
+            ),
+            what="the fanout cast on both hosts",
+        )
+    finally:
+        other.signal(signal.SIGTERM)
+        other.wait_exit()
+        other.kill_everything()
+    assert other.leftovers() == []
+
+
+def test_a_call_in_flight_at_sigterm_is_answered_before_cleanup_host(supervisor, broker, topic):
+    configure(supervisor, broker, topic, workers=1)
+    supervisor.start()
+    (pid,) = ready(supervisor, 1)
+    client = rpcfixtures.plain_client(broker, topic)
+    outcome: dict[str, object] = {}
+
+    def call() -> None:
+        try:
+            outcome["result"] = client.call({}, "slow", seconds=2)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    supervisor.wait_for(lambda: rpc_events(supervisor, "slow-start"), what="the call taken")
+    supervisor.signal(signal.SIGTERM)
+    caller.join(15)
+    assert outcome == {"result": pid}
+    assert supervisor.wait_exit() == 0
+    words = [e[1:] for e in supervisor.events() if int(e[0]) == pid]
+    assert words.index(["rpc", "slow-done"]) < words.index(["cleanup_host"])
+    # Nothing consumes any more: a call now is not answered (its queue and exchange went
+    # with their last consumer).
+    with pytest.raises(Exception, match="[Tt]imed out|no exchange"):
+        client.prepare(timeout=1, retry=0).call({}, "echo")
+
+
+def test_consumers_serve_while_reset_runs(supervisor, broker, topic):
+    configure(supervisor, broker, topic, workers=1, slow_in="reset", slow_seconds=2)
+    supervisor.start()
+    (pid,) = ready(supervisor, 1)
+    client = rpcfixtures.plain_client(broker, topic)
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(lambda: supervisor.count("reset") == 1, what="reset running")
+    answers = [client.call({}, "echo", value=i)["value"] for i in range(5)]
+    assert answers == list(range(5))
+    assert supervisor.count("reset-done") == 0, "answered while reset() still ran"
+    supervisor.wait_for(lambda: supervisor.count("reset-done") == 1, what="reset done")
+
+
+def test_a_broker_outage_is_survived(supervisor, broker, topic, proxied_broker):
+    proxy, url = proxied_broker
+    configure(supervisor, url, topic, workers=1)
+    supervisor.start()
+    (pid,) = ready(supervisor, 1)
+    client = rpcfixtures.plain_client(broker, topic)  # not through the proxy
+    assert client.call({}, "echo")["pid"] == pid
+    proxy.cut()
+    supervisor.wait_for(
+        lambda: status(supervisor)["managers"][0]["workers"][0]["rpc"] == "reconnecting",
+        what="reconnecting",
+    )
+    ticks = supervisor.count("tick")
+    supervisor.wait_for(lambda: supervisor.count("tick") >= ticks + 2, what="ticks go on")
+    proxy.restore()
+    supervisor.wait_for(
+        lambda: status(supervisor)["managers"][0]["workers"][0]["rpc"] == "consuming",
+        timeout=30,
+        what="consuming again",
+    )
+    assert client.call({}, "echo", value="after")["value"] == "after"
+    assert supervisor.proc.poll() is None
+    assert [int(e[0]) for e in supervisor.events() if e[1] == "init_host"] == [pid]
+
+
+def test_a_broker_down_at_start_is_waited_for_not_a_failed_start(
+    supervisor, broker, topic, proxied_broker
+):
+    proxy, url = proxied_broker
+    proxy.cut()
+    configure(supervisor, url, topic, workers=2, start_timeout=2, start_retries=0)
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("pre_start_hook") == 2, what="pre_start_hook")
+    time.sleep(3)  # past start_timeout: waiting for the broker is not a failed start
+    manager = status(supervisor)["managers"][0]
+    assert manager["state"] == "STARTING" and manager["restarts"] == 0, manager
+    assert {w["phase"] for w in manager["workers"]} == {"waiting for the message broker"}
+    assert supervisor.count("post_start_hook") == 0
+    proxy.restore()
+    pids = ready(supervisor, 2, timeout=30)
+    assert rpcfixtures.plain_client(broker, topic).call({}, "echo")["pid"] in pids
+    supervisor.wait_for(
+        lambda: status(supervisor)["managers"][0]["state"] == "RUNNING", what="RUNNING"
+    )
+    assert len(supervisor.pids_with("init_host")) == 2, "no worker was replaced"
+    assert "Traceback" not in supervisor.log()
+
+
+def test_the_shipped_managers_answer_over_rpc(supervisor, broker, topic):
+    """The shipped config's managers, as README shows them: `call demo greet` and `call
+    resources get_host_resources --host H`."""
+    sections = rpcfixtures.rpc_sections(broker, topic)
+    topics = {"demo": f"{topic}.demo", "resources": f"{topic}.resources"}
+    supervisor.configure(
+        {
+            "demo": {"manager": "workers.demo.DemoManager", "topic": topics["demo"]},
+            "resources": {
+                "manager": "workers.resources.ResourcesManager",
+                "topic": topics["resources"],
+            },
+        },
+        default={**sections["default"], "host": "node-r"},
+        oslo_messaging_rabbit=sections["oslo_messaging_rabbit"],
+    )
+    try:
+        supervisor.start()
+        supervisor.wait_for(
+            lambda: (
+                status(supervisor)["managers"][0]["state"] == "RUNNING"
+                and status(supervisor)["managers"][1]["state"] == "RUNNING"
+            ),
+            timeout=20,
+            what="both managers RUNNING",
+        )
+        greeting = ctl(supervisor, "call", "demo", "greet", 'name="ops"')
+        assert greeting.returncode == 0, greeting.stderr
+        assert json.loads(greeting.stdout)["greeting"].endswith(", ops")
+
+        def resources() -> dict | None:
+            result = ctl(supervisor, "call", "resources", "get_host_resources", "--host", "node-r")
+            assert result.returncode == 0, result.stderr
+            return json.loads(result.stdout)
+
+        supervisor.wait_for(lambda: resources() is not None, timeout=20, what="a sample")
+        sample = resources()
+        assert sample["host"] == "node-r" and sample["cpu_count"] == os.cpu_count()
+    finally:
+        rpcfixtures.delete_exchanges(broker, topic, list(topics.values()))
