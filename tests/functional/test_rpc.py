@@ -285,13 +285,22 @@ def test_a_broker_outage_is_survived(supervisor, broker, topic, proxied_broker):
 
 
 def test_a_broker_down_at_start_is_waited_for_not_a_failed_start(
-    supervisor, broker, topic, proxied_broker
+    supervisor, broker, topic, proxied_broker, tmp_path
 ):
+    from tests.functional.test_systemd import NotifyListener
+
+    notify = NotifyListener(str(tmp_path / "notify.sock"))
     proxy, url = proxied_broker
     proxy.cut()
     configure(supervisor, url, topic, workers=2, start_timeout=2, start_retries=0)
-    supervisor.start()
+    supervisor.start(env={"NOTIFY_SOCKET": notify.address})
     supervisor.wait_for(lambda: supervisor.count("pre_start_hook") == 2, what="pre_start_hook")
+    supervisor.wait_for(
+        lambda: notify.has(
+            "STATUS", "0/2 workers ready: alpha 0/2; 2 waiting for the message broker"
+        ),
+        what="STATUS saying what it waits for",
+    )
     time.sleep(3)  # past start_timeout: waiting for the broker is not a failed start
     manager = status(supervisor)["managers"][0]
     assert manager["state"] == "STARTING" and manager["restarts"] == 0, manager
@@ -305,6 +314,8 @@ def test_a_broker_down_at_start_is_waited_for_not_a_failed_start(
     )
     assert len(supervisor.pids_with("init_host")) == 2, "no worker was replaced"
     assert "Traceback" not in supervisor.log()
+    supervisor.wait_for(lambda: notify.has("READY"), what="READY=1")
+    notify.close()
 
 
 def test_the_shipped_managers_answer_over_rpc(supervisor, broker, topic):
