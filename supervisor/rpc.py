@@ -139,12 +139,17 @@ class _Endpoint:
         attribute = getattr(self._endpoint, name)
         if name == "target" or not callable(attribute):
             return attribute
+        counted = self._counted(attribute)
+        setattr(self, name, counted)  # made once: the dispatcher looks a method up twice a call
+        return counted
+
+    def _counted(self, method: Any) -> Any:
         beacon = self._beacon
 
-        @functools.wraps(attribute)
+        @functools.wraps(method)
         def counted(*args: Any, **kwargs: Any) -> Any:
             try:
-                result = attribute(*args, **kwargs)
+                result = method(*args, **kwargs)
             except Exception:
                 beacon.count_rpc(served=False)
                 raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from supervisor.health import Beacon, HealthLimits, Snapshot, check
+from supervisor.health import WAITING_FOR_BROKER, Beacon, HealthLimits, Snapshot, check
 
 
 def test_a_beacon_written_in_a_child_is_read_in_the_parent():
@@ -53,3 +53,27 @@ def test_a_stopping_worker_is_not_judged_by_its_heartbeat():
     limits = HealthLimits(heartbeat_timeout=1)
     stopping = Snapshot("cleanup_host", phase_since=0, idle_until=0, ready=True)
     assert check(limits, stopping, age=100, now=100) is None
+
+
+def test_rpc_state_and_counts_written_in_a_child_are_read_in_the_parent():
+    beacon = Beacon()
+    assert (beacon.read().rpc, beacon.read().rpc_served, beacon.read().rpc_failed) == ("off", 0, 0)
+    pid = os.fork()
+    if pid == 0:
+        beacon.set_rpc_state("consuming")
+        for served in (True, True, False):
+            beacon.count_rpc(served=served)
+        beacon.set_phase("idle")  # a phase change keeps the counts
+        os._exit(0)
+    os.waitpid(pid, 0)
+    snapshot = beacon.read()
+    assert (snapshot.rpc, snapshot.rpc_served, snapshot.rpc_failed) == ("consuming", 2, 1)
+    assert snapshot.phase == "idle"
+
+
+def test_waiting_for_the_broker_is_not_a_failed_start():
+    limits = HealthLimits(start_timeout=5)
+    waiting = Snapshot(WAITING_FOR_BROKER, phase_since=100, idle_until=0, ready=False)
+    assert check(limits, waiting, age=600, now=700) is None
+    stuck = Snapshot("pre_start_hook", phase_since=100, idle_until=0, ready=False)
+    assert check(limits, stuck, age=6, now=106) is not None
