@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,7 @@ PACKAGES = ("supervisor", "workers", "benchmarks")
 # postgresql+psycopg://postgres@127.0.0.1:5432/test: enables the mgr-supervisor-pg target.
 DB_URL_ENV = "MGR_BENCH_DB_URL"
 BASELINE_ENV = "MGR_BENCH_BASELINE"
+TRANSPORT_URL_ENV = "MGR_BENCH_TRANSPORT_URL"
 
 
 def compile_sources() -> None:
@@ -197,6 +199,32 @@ class MgrSupervisor(Target):
 
     def is_helper(self, process: psutil.Process) -> bool:
         return is_recorder(process)
+
+
+class MgrSupervisorRpc(MgrSupervisor):
+    """The same with RPC on: each worker consumes its topic before it is ready. Needs
+    MGR_BENCH_TRANSPORT_URL (a RabbitMQ); each launch has an exchange of its own, deleted
+    with its queues after their last consumer."""
+
+    name = "mgr-supervisor-rpc"
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        if not os.environ.get(TRANSPORT_URL_ENV):
+            return f"set {TRANSPORT_URL_ENV}, e.g. rabbit://guest:guest@127.0.0.1:5672/"
+        return None
+
+    def extra_config(self) -> str:
+        return textwrap.dedent(
+            f"""
+            [DEFAULT]
+            transport_url = {os.environ[TRANSPORT_URL_ENV]}
+            control_exchange = mgrbench_{secrets.token_hex(4)}
+
+            [oslo_messaging_rabbit]
+            amqp_auto_delete = true
+            """
+        )
 
 
 class MgrSupervisorBaseline(MgrSupervisor):
@@ -448,6 +476,7 @@ TARGETS: dict[str, type[Target]] = {
     cls.name: cls
     for cls in (
         MgrSupervisor,
+        MgrSupervisorRpc,
         MgrSupervisorBaseline,
         MgrSupervisorPg,
         MgrSupervisorPgBaseline,

@@ -122,3 +122,18 @@ def test_unknown_key_in_a_manager_section_is_warned_about(supervisor):
     supervisor.start()
     supervisor.wait_for(lambda: supervisor.count("tick"), what="a tick")
     assert "[manager:alpha] wokers: unknown option" in supervisor.log()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("nosuch://user:s3cret@127.0.0.1:5672/", "unknown transport 'nosuch'"),
+        ("s3cret, not a url", "not a transport URL"),
+    ],
+)
+def test_a_transport_url_it_cannot_use(tmp_path, url, expected):
+    """One line naming the file, never the URL (it is secret): nothing is forked."""
+    text = render_config(tmp_path / EVENT_FILE, good(), default={"transport_url": url})
+    check_config_error(tmp_path, text, "bad.conf", "[DEFAULT] transport_url:", expected)
+    result = run_supervisor(tmp_path, "--config-file", str(tmp_path / "bad.conf"))
+    assert "s3cret" not in result.stderr + result.stdout
