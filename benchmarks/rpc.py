@@ -12,7 +12,9 @@ Two targets serve the same method, `echo(context, value)`, on the same RabbitMQ:
 
 For each round, worker count and target (interleaved, so the machine's drift hits both): a
 plain `RPCClient` makes `--calls` calls one after another (round trip p50 and p99, after 100
-to warm up), then `--callers` threads call for `--seconds` (calls/s). Each launch has its own
+to warm up), then `--callers` threads call for `--seconds` (calls/s). The servers' own CPU
+per call (schedstat, every thread of the serving processes, over both phases) is the figure
+the machine's noise blurs least. Each launch has its own
 topic and exchange, deleted with their last consumer. Every process it started is gone
 before it exits (killed by pid otherwise).
 """
@@ -33,6 +35,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -137,7 +141,7 @@ def _measure(args: argparse.Namespace) -> int:
             for target in order:
                 exchange = topic = f"mgrbench_{secrets.token_hex(4)}"
                 with tempfile.TemporaryDirectory(prefix="mgr-rpc-bench-") as tmp:
-                    stop = _start(target, Path(tmp), args.transport_url, exchange, workers)
+                    stop, servers = _start(target, Path(tmp), args.transport_url, exchange, workers)
                     try:
                         client = oslo_messaging.get_rpc_client(
                             transport,
@@ -145,7 +149,7 @@ def _measure(args: argparse.Namespace) -> int:
                             timeout=30,
                         )
                         _wait_answering(client)
-                        figures = _run_calls(client, args)
+                        figures = _run_calls(client, args, servers())
                     finally:
                         stop()
                         procs.kill_all()
@@ -153,7 +157,8 @@ def _measure(args: argparse.Namespace) -> int:
                 results.append(figures)
                 print(
                     f"round {round_number} {target} N={workers}: p50 {figures['p50_ms']:.2f} ms,"
-                    f" p99 {figures['p99_ms']:.2f} ms, {figures['calls_per_s']:.0f} calls/s",
+                    f" p99 {figures['p99_ms']:.2f} ms, {figures['calls_per_s']:.0f} calls/s,"
+                    f" server CPU {figures['server_cpu_us']:.0f} µs/call",
                     flush=True,
                 )
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -163,8 +168,8 @@ def _measure(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start(target: str, tmp: Path, url: str, exchange: str, workers: int) -> Any:
-    """Start `target`'s servers; return what stops them."""
+def _start(target: str, tmp: Path, url: str, exchange: str, workers: int) -> tuple[Any, Any]:
+    """Start `target`'s servers; return what stops them and what lists their pids."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if target == "bare":
         servers = [
@@ -182,7 +187,7 @@ def _start(target: str, tmp: Path, url: str, exchange: str, workers: int) -> Any
             for server in servers:
                 server.wait(30)
 
-        return stop_bare
+        return stop_bare, lambda: [server.pid for server in servers]
     config = tmp / "mgr-supervisor.conf"
     config.write_text(
         textwrap.dedent(
@@ -222,7 +227,11 @@ def _start(target: str, tmp: Path, url: str, exchange: str, workers: int) -> Any
         supervisor.wait(30)
         log.close()
 
-    return stop_supervisor
+    def workers_of_supervisor() -> list[int]:
+        children = psutil.Process(supervisor.pid).children()
+        return [child.pid for child in children if not targets.is_recorder(child)]
+
+    return stop_supervisor, workers_of_supervisor
 
 
 def _wait_answering(client: Any) -> None:
@@ -238,9 +247,10 @@ def _wait_answering(client: Any) -> None:
             time.sleep(0.2)
 
 
-def _run_calls(client: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _run_calls(client: Any, args: argparse.Namespace, servers: list[int]) -> dict[str, Any]:
     for _ in range(WARM_UP_CALLS):
         client.call({}, "echo", value=1)
+    cpu_before = sum(procs.runtime_ns(pid) for pid in servers)
     latencies = []
     for i in range(args.calls):
         started = time.perf_counter()
@@ -262,7 +272,11 @@ def _run_calls(client: Any, args: argparse.Namespace) -> dict[str, Any]:
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
+    calls = args.calls + sum(done)
     return {
+        "server_cpu_us": (sum(procs.runtime_ns(pid) for pid in servers) - cpu_before)
+        / calls
+        / 1000,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
         "calls_per_s": sum(done) / elapsed,
@@ -272,8 +286,8 @@ def _run_calls(client: Any, args: argparse.Namespace) -> dict[str, Any]:
 def render(results: list[dict[str, Any]], sizes: list[int]) -> str:
     """A markdown table: medians over the rounds, and mgr-supervisor against bare."""
     lines = [
-        "| workers | target | p50 | p99 | calls/s |",
-        "| --- | --- | --- | --- | --- |",
+        "| workers | target | p50 | p99 | calls/s | server CPU per call |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for workers in sizes:
         medians = {}
@@ -281,7 +295,7 @@ def render(results: list[dict[str, Any]], sizes: list[int]) -> str:
             rows = [r for r in results if r["target"] == target and r["workers"] == workers]
             medians[target] = {
                 key: statistics.median(r[key] for r in rows)
-                for key in ("p50_ms", "p99_ms", "calls_per_s")
+                for key in ("p50_ms", "p99_ms", "calls_per_s", "server_cpu_us")
             }
         for target in TARGETS:
             m, bare = medians[target], medians["bare"]
@@ -290,7 +304,9 @@ def render(results: list[dict[str, Any]], sizes: list[int]) -> str:
                 f"| {workers} | {target} "
                 f"| {m['p50_ms']:.2f} ms{ratio.format(m['p50_ms'] / bare['p50_ms'])} "
                 f"| {m['p99_ms']:.2f} ms{ratio.format(m['p99_ms'] / bare['p99_ms'])} "
-                f"| {m['calls_per_s']:.0f}{ratio.format(m['calls_per_s'] / bare['calls_per_s'])} |"
+                f"| {m['calls_per_s']:.0f}{ratio.format(m['calls_per_s'] / bare['calls_per_s'])} "
+                f"| {m['server_cpu_us']:.0f} µs"
+                f"{ratio.format(m['server_cpu_us'] / bare['server_cpu_us'])} |"
             )
     return "\n".join(lines)
 

@@ -186,12 +186,9 @@ def _call(conf: cfg.ConfigOpts, action: Any) -> int:
             timeout=action.timeout,
             conf=conf,
         )
-    except rpc.CallFailed as exc:
+    except (rpc.CallFailed, rpc.NoAnswer) as exc:
         print(f"{CTL}: call {action.manager} {action.method}: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except rpc.NoAnswer as exc:
-        print(f"{CTL}: call {action.manager} {action.method}: {exc}", file=sys.stderr)
-        return EXIT_NOT_RUNNING
+        return EXIT_FAILURE if isinstance(exc, rpc.CallFailed) else EXIT_NOT_RUNNING
     if mode == "call":
         print(json.dumps(result, indent=2, sort_keys=True))
     return EXIT_OK
