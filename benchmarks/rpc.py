@@ -89,14 +89,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def _serve(url: str, exchange: str, topic: str) -> int:
     """One bare oslo.messaging RPC server until SIGTERM (a child of the harness)."""
     import signal
-    import warnings
 
-    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-    import oslo_messaging
     from oslo_config import cfg
 
+    oslo_messaging = _messaging()
     transport = oslo_messaging.get_rpc_transport(cfg.CONF, url=url)
-    _auto_delete(cfg.CONF)
     target = oslo_messaging.Target(exchange=exchange, topic=topic, server="bench")
     server = oslo_messaging.get_rpc_server(
         transport,
@@ -114,24 +111,23 @@ def _serve(url: str, exchange: str, topic: str) -> int:
     return 0
 
 
-def _auto_delete(conf: Any) -> None:
-    from oslo_messaging import opts
+def _messaging() -> Any:
+    """oslo.messaging, through `supervisor.rpc` (which silences eventlet's import warning),
+    its rabbit options on oslo's global config with auto-delete, as the workers' config says."""
+    from oslo_config import cfg
 
-    for group, group_opts in opts.list_opts():
-        if group == "oslo_messaging_rabbit":
-            conf.register_opts(group_opts, group=group)
-    conf.set_override("amqp_auto_delete", True, group="oslo_messaging_rabbit")
+    from supervisor import rpc
+
+    cfg.CONF.register_opts(rpc.rabbit_opts(), group=rpc.RABBIT_GROUP)
+    cfg.CONF.set_override("amqp_auto_delete", True, group=rpc.RABBIT_GROUP)
+    return rpc.messaging
 
 
 def _measure(args: argparse.Namespace) -> int:
     targets.compile_sources()
-    import warnings
-
-    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-    import oslo_messaging
     from oslo_config import cfg
 
-    _auto_delete(cfg.CONF)
+    oslo_messaging = _messaging()
     transport = oslo_messaging.get_rpc_transport(cfg.CONF, url=args.transport_url)
     sizes = [int(n) for n in args.workers.split(",")]
     results: list[dict[str, Any]] = []

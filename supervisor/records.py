@@ -205,8 +205,7 @@ class ServiceRecord:
             self.close()
             # Whatever the lifecycle waits for will not come on this connection: go on
             # without it; the row is asked for again at the next report.
-            self._existing_answered.set()
-            self._started.set()
+            self.give_up_waiting()
             return
         self._buffer += data
         for message in decode_lines(self._buffer):

@@ -242,11 +242,10 @@ class Consumers:
 
 
 class CallFailed(Exception):
-    """The remote method raised: `kind` is its exception's type, the message its first line."""
+    """The remote method raised: its exception's type, then its message's first line."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"{kind}: {message}")
-        self.kind = kind
 
 
 class NoAnswer(Exception):

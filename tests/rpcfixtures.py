@@ -79,13 +79,11 @@ def plain_client(url: str, topic: str, server: str | None = None, timeout: float
 
     if url not in _transports:
         # As the workers declare them: the test's exchanges are deleted after use.
-        from oslo_messaging import opts
+        from supervisor import rpc
 
-        for group, group_opts in opts.list_opts():
-            if group == "oslo_messaging_rabbit":
-                cfg.CONF.register_opts(group_opts, group=group)
-        cfg.CONF.set_override("amqp_auto_delete", True, group="oslo_messaging_rabbit")
-        cfg.CONF.set_override("rabbit_transient_queues_ttl", 60, group="oslo_messaging_rabbit")
+        cfg.CONF.register_opts(rpc.rabbit_opts(), group=rpc.RABBIT_GROUP)
+        cfg.CONF.set_override("amqp_auto_delete", True, group=rpc.RABBIT_GROUP)
+        cfg.CONF.set_override("rabbit_transient_queues_ttl", 60, group=rpc.RABBIT_GROUP)
         _transports[url] = oslo_messaging.get_rpc_transport(cfg.CONF, url=url)
     target = oslo_messaging.Target(exchange=topic, topic=topic, server=server)
     return oslo_messaging.get_rpc_client(_transports[url], target, timeout=timeout)
