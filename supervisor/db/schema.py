@@ -15,6 +15,8 @@ import contextlib
 import functools
 import os
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,7 +106,7 @@ def install_engine_events(engine: sa.Engine) -> None:
     def _sqlite_pragmas(dbapi_connection: Any, record: Any) -> None:
         # busy_timeout first: switching to WAL needs a lock another process may hold.
         dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(dbapi_connection)
         # In WAL mode NORMAL never corrupts the database; a power cut may lose the last
         # heartbeats. FULL would fsync every report and every record a stop marks.
         dbapi_connection.execute("PRAGMA synchronous = NORMAL")
@@ -120,6 +122,20 @@ def install_engine_events(engine: sa.Engine) -> None:
         if opts.get(WRITE) and not conn.in_transaction() and "in_transaction" not in conn.info:
             conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
             conn.info["in_transaction"] = True
+
+
+def _switch_to_wal(dbapi_connection: Any) -> None:
+    """`PRAGMA journal_mode = WAL`, retried: while another process switches a new database
+    to WAL, SQLite answers "database is locked" at once, without its busy handler."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _create_private_file(path: object) -> None:
