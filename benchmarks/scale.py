@@ -24,8 +24,12 @@ from benchmarks.probe import Recorder, first_by_pid, nth
 from benchmarks.targets import REPO
 
 SHIPPED_CONFIG = REPO / "etc" / "mgr-supervisor" / "mgr-supervisor.conf"
-# oslo.log's default format: "DATE TIME.MS PID LEVEL LOGGER [-] MESSAGE".
-LOG_LINE = re.compile(r"^\S+ \S+ (?P<pid>\d+) (?P<level>[A-Z]+) \S+ \[[^]]*\] (?P<message>.*)$")
+# Our default format: "DATE TIME.MS PID PROCESS LEVEL LOGGER [-] MESSAGE", where PROCESS is
+# master, recorder or "NAME worker(ID)" (supervisor/logs.py).
+LOG_LINE = re.compile(
+    r"^\S+ \S+ (?P<pid>\d+) (?P<process>.+?) (?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL) "
+    r"\S+ \[[^]]*\] (?P<message>.*)$"
+)
 EVENTS = {
     "ready": re.compile(r"worker\(\d+\): ready$"),
     "reset": re.compile(r": reset, greeting is now"),

@@ -27,19 +27,21 @@ from supervisor import (
     config,
     control,
     health,
+    mutation,
     process,
     recorder,
-    snapshot,
+    reports,
+    stamp,
     state,
     systemd,
     worker,
 )
-from supervisor.policy import RestartTracker, State
+from supervisor.policy import RETRY_FOREVER, RestartTracker, State
 from supervisor.table import RECYCLES, ManagerRecord, Table, WorkerRecord, describe_exit
 
 LOG = logging.getLogger(__name__)
 
-HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)
+HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGUSR2)
 # How often the parent looks at beacons and RSS, when some manager sets a limit.
 HEALTH_CHECK_INTERVAL = 1.0
 
@@ -57,9 +59,7 @@ class Arbiter:
         self._selector = selectors.DefaultSelector()
         # Takes NOTIFY_SOCKET out of the environment, so no worker inherits it.
         self._notifier = systemd.Notifier()
-        self._snapshots = snapshot.SnapshotStore(
-            os.path.join(conf.state_path, "config-snapshot.json")
-        )
+        self._config_stamp = stamp.ConfigStamp()
         self._control: control.ControlServer | None = None
         self._recorder: recorder.RecorderProcess | None = None
         self._lock_fd = -1
@@ -134,12 +134,6 @@ class Arbiter:
             self._conf.supervisor.control_socket, self._on_control, self._selector
         )
         self._recorder = recorder.RecorderProcess(state_path, self._conf)
-        try:
-            self._snapshots.publish(snapshot.take(self._conf, self._specs))
-        except OSError as exc:
-            raise config.ConfigError(
-                f"[DEFAULT] state_path: cannot write the config snapshot: {exc.strerror}"
-            ) from None
         if not config.rpc_enabled(self._conf):
             LOG.info("RPC is off: [DEFAULT] transport_url is not set")
         for spec in self._specs:
@@ -147,8 +141,10 @@ class Arbiter:
         process.route_signals_to(self._signal_w, HANDLED_SIGNALS)
         self._selector.register(self._signal_r, selectors.EVENT_READ, self._read_signals)
         self._selector.register(self._ready_r, selectors.EVENT_READ, self._drain_ready)
-        # cmd held SIGHUP blocked until now: a reload sent during start-up is handled here.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+        reports.set_section(self._report_section)
+        # cmd held SIGHUP and SIGUSR2 blocked until now: sent during start-up, they are
+        # handled here.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP, signal.SIGUSR2})
 
     def _tear_down(self) -> None:
         if self._table.workers:  # only after an error while stopping: never leave a worker
@@ -159,7 +155,6 @@ class Arbiter:
             self._recorder.close()
         if self._control is not None:
             self._control.close()
-        self._snapshots.remove()
         LOG.info("stopped")
 
     def _seconds_to_next_deadline(self) -> float | None:
@@ -213,6 +208,9 @@ class Arbiter:
         if self._stopping:
             return
         self._reload()
+        # A manager module the reload imported may have installed a handler of its own
+        # (oslo.reports' setup_autorun() does, for SIGUSR2): ours again, so the loop sees them.
+        process.route_signals_to(self._signal_w, HANDLED_SIGNALS)
 
     def handle_term(self) -> None:
         self._stopping = True
@@ -224,35 +222,55 @@ class Arbiter:
     def handle_chld(self) -> None:
         self._child_exited = True
 
+    def handle_usr2(self) -> None:
+        """oslo.reports' Guru Meditation Report, with the supervisor's table in it."""
+        reports.write_report(self._conf, config.PROJECT)
+
+    def _report_section(self) -> str:
+        from supervisor import ctl  # its table, as `mgr-supervisorctl status` prints it
+
+        return ctl.format_status(self.status())
+
     # -- reload
 
     def _reload(self) -> None:
-        """Validate into a fresh config, check it fits the running one, stage the snapshot.
+        """Validate into a fresh config, check it fits the running one, then mutate.
 
         Everything that can fail comes before anything changes; a failure while applying
-        is logged and every worker keeps running.
+        is logged and every worker keeps running (docs/architecture.md, "Reload").
         """
         self._notifier.reloading()
         rejected = None
         try:
-            conf, specs = config.load(self._argv)
+            before = self._files_digest(self._conf)
+            fresh, specs = config.load(self._argv)
+            digest = self._files_digest(fresh)
+            if digest is None or digest != before:
+                raise config.ConfigError(
+                    "the config files changed while they were validated: send SIGHUP again"
+                )
             config.adopt_manager_sections(self._conf, specs)
-            snap = snapshot.take(conf, specs)
-            self._snapshots.stage(snap)
         except config.ConfigError as exc:
             rejected = str(exc)
-        except OSError as exc:
-            rejected = f"cannot write the config snapshot: {exc}"
         if rejected is not None:  # logged outside the handler: no traceback for a bad file
             self._reload_rejected(rejected)
             return
         try:
-            self._apply_reload(snap, specs)
+            self._apply_reload(fresh, specs, digest)
         except Exception:
             LOG.exception("reload could not be applied; every worker keeps running")
             self._say_ready_or_status(f"reload failed at {time.strftime('%H:%M:%S')}")
             return
         self._say_ready_or_status(f"reload applied at {time.strftime('%H:%M:%S')}")
+
+    @staticmethod
+    def _files_digest(conf: cfg.ConfigOpts) -> bytes | None:
+        """The digest of the files `conf` reads as they are now; None if one is unreadable
+        (validation says which)."""
+        try:
+            return stamp.files_digest(config.config_files(conf))
+        except OSError:
+            return None
 
     def _reload_rejected(self, reason: str) -> None:
         LOG.error("reload rejected, still running on the old config: %s", reason)
@@ -265,11 +283,28 @@ class Arbiter:
         else:
             self._notifier.status(status)
 
-    def _apply_reload(self, snap: snapshot.Snapshot, specs: list[config.ManagerSpec]) -> None:
-        """Apply the config diff: add, remove, resize, replace managers; SIGHUP the rest."""
-        sections = ["DEFAULT", config.SUPERVISOR_GROUP, *(spec.section for spec in specs)]
-        changes = snapshot.apply(self._conf, snap, sections, mutable_only=False)
-        self._snapshots.commit()
+    def _apply_reload(
+        self, fresh: cfg.ConfigOpts, specs: list[config.ManagerSpec], digest: bytes
+    ) -> None:
+        """Mutate the running config, then apply the diff: add, remove, resize, replace
+        managers; publish the files' digest and SIGHUP the rest to mutate theirs."""
+        changed, immutable = mutation.mutate(self._conf)
+        if self._files_digest(fresh) != digest:  # rewritten within the mutation's millisecond
+            LOG.error(
+                "reload: the config files were rewritten while they were read; the workers "
+                "keep the config in force, and the reload starts over"
+            )
+            self._pending_signals.append(signal.SIGHUP)
+            return
+        added = [
+            spec
+            for spec in specs
+            if spec.name not in self._table.managers or self._table.managers[spec.name].removing
+        ]
+        config.adopt_immutable_values(self._conf, fresh, added)
+        config.refresh_manager_defaults(self._conf, specs)
+        self._warn_needs_restart(fresh, immutable)
+        self._config_stamp.publish(digest)
         now = time.monotonic()
         to_reset = [record for spec in specs for record in self._reconcile(spec, now)]
         for record in to_reset:
@@ -283,9 +318,24 @@ class Arbiter:
                     self._ask_to_stop(record, "removed", "manager removed", now)
         for tracked in list(self._table.managers.values()):
             self._forget_if_gone(tracked)
-        for change in changes:
+        for change in mutation.describe(changed, config.known_opts(specs), fresh):
             LOG.info("reload: %s", change)
         LOG.info("reload applied: SIGHUP to %d worker(s) to reset in place", len(to_reset))
+
+    def _warn_needs_restart(self, fresh: cfg.ConfigOpts, immutable: list[mutation.Change]) -> None:
+        """Immutable options whose value changed: applied nowhere, said once, with the file."""
+        for group, name in immutable:
+            known, running = mutation.value(self._conf, (group, name))
+            new_known, new = mutation.value(fresh, (group, name))
+            if known and new_known and running == new:
+                continue  # a manager added by this reload took it
+            LOG.warning(
+                "reload: %s: [%s] %s changed, but it needs a restart of the supervisor: "
+                "not applied",
+                config.file_of(fresh, group or "DEFAULT", name),
+                group or "DEFAULT",
+                name,
+            )
 
     def _reconcile(self, spec: config.ManagerSpec, now: float) -> list[WorkerRecord]:
         """Bring one manager in line with its new spec; return the workers to reset in place."""
@@ -297,11 +347,18 @@ class Arbiter:
         old = tracked.spec
         tracked.spec = spec
         tracked.tracker = RestartTracker(spec.policy)  # a reload clears FATAL
-        if tracked.removing or spec.manager_class is not old.manager_class:
+        tracked.stopped = False  # and `mgr-supervisorctl stop NAME`
+        if tracked.removing or (spec.manager_class, spec.topic, spec.db_driver) != (
+            old.manager_class,
+            old.topic,
+            old.db_driver,
+        ):
             LOG.info(
-                "reload: manager %s now runs %s, restarting it",
+                "reload: manager %s now runs %s (topic %r, db_driver %s), restarting it",
                 spec.name,
                 config.dotted_name(spec.manager_class),
+                spec.topic,
+                spec.db_driver,
             )
             tracked.removing = False
             for record in self._table.workers_of(spec.name):
@@ -404,7 +461,7 @@ class Arbiter:
         if tracked.tracker.fatal:
             LOG.error(
                 "manager %s is FATAL: %d failed starts in a row, the last %s; "
-                "no more restarts until a reload",
+                "no more restarts until a reload, or mgr-supervisorctl start or restart",
                 record.manager,
                 tracked.tracker.failed_starts,
                 status,
@@ -418,25 +475,50 @@ class Arbiter:
                 tracked.tracker.delay(),
             )
         elif failed:
+            retries = tracked.spec.policy.start_retries
             LOG.warning(
-                "%s %s after %.2fs%s: failed start %d (FATAL after %d); next start in %.1fs",
+                "%s %s after %.2fs%s: failed start %d (%s); next start in %.1fs",
                 record.label,
                 status,
                 lifetime,
                 "" if was_ready else ", never ready",
                 tracked.tracker.failed_starts,
-                tracked.spec.policy.start_retries + 1,
+                "never FATAL" if retries == RETRY_FOREVER else f"FATAL after {retries + 1}",
                 tracked.tracker.delay(),
             )
         else:
             LOG.warning("%s %s after %.1fs; restarting it", record.label, status, lifetime)
 
-    # -- restarts asked for with mgr-supervisorctl
+    # -- restarts, stops and starts asked for with mgr-supervisorctl
+
+    def _stop_manager(self, tracked: ManagerRecord, now: float) -> None:
+        """Stop a manager's workers gracefully and start none until `start`, `restart` or a
+        reload: STOPPED, which is neither a failure nor a reason to back off."""
+        if tracked.stopped:
+            return
+        LOG.info("manager %s: stop requested", tracked.spec.name)
+        tracked.stopped = True
+        tracked.tracker.clear()
+        tracked.rolling, tracked.rolled = [], None
+        for record in self._table.workers_of(tracked.spec.name):
+            if record.stop_reason is None:
+                self._ask_to_stop(record, "stop requested", "stop requested", now)
+            elif record.stop_reason in RECYCLES:  # its exit is no failed start any more
+                record.stop_reason = "stop requested"
+
+    def _start_manager(self, tracked: ManagerRecord) -> None:
+        """Start a STOPPED (or FATAL) manager's workers now, with a fresh restart count."""
+        if not tracked.stopped and not tracked.tracker.fatal:
+            return
+        LOG.info("manager %s: start requested", tracked.spec.name)
+        tracked.stopped = False
+        tracked.tracker.clear()
 
     def _restart_manager(self, tracked: ManagerRecord, all_at_once: bool) -> None:
-        """Forgive FATAL; replace every worker, one at a time unless `all_at_once`."""
+        """Forgive FATAL and STOPPED; replace every worker, one at a time unless `all_at_once`."""
         LOG.info("manager %s: restart requested%s", tracked.spec.name, all_at_once * " (all)")
         tracked.tracker.clear()
+        tracked.stopped = False
         now = time.monotonic()
         current = [r for r in self._table.workers_of(tracked.spec.name) if r.stop_reason is None]
         if all_at_once:
@@ -560,7 +642,7 @@ class Arbiter:
                     tracked.spec,
                     worker_id,
                     beacon=beacon,
-                    snapshots=self._snapshots,
+                    config_stamp=self._config_stamp,
                     ready_fd=self._ready_w,
                     recorder_path=self._recorder.path if self._recorder else "",
                     parent_pid=self._pid,
@@ -605,9 +687,15 @@ class Arbiter:
         ready_total = wanted_total = 0
         all_ready = True
         parts = []
+        fatal = []
         for name, tracked in self._table.managers.items():
             if tracked.removing:
                 continue
+            if tracked.stopped:  # as asked: no failure, no worker counted
+                parts.append(f"{name} {tracked.state.value}")
+                continue
+            if tracked.tracker.fatal:
+                fatal.append(f"{name} ({tracked.tracker.failed_starts} failed starts)")
             wanted = tracked.spec.workers
             ready = self._table.ready_count(tracked)
             all_ready = all_ready and (tracked.tracker.fatal or ready == wanted)
@@ -616,6 +704,8 @@ class Arbiter:
             shown = tracked.state not in (State.RUNNING, State.STARTING)
             parts.append(f"{name} {ready}/{wanted}" + (f" {tracked.state.value}" if shown else ""))
         status = f"{ready_total}/{wanted_total} workers ready: {', '.join(parts)}"
+        if fatal:  # first: `systemctl status` may cut a long line
+            status = f"FATAL: {', '.join(fatal)}; {status}"
         if waiting := self._table.waiting_for_broker():
             status += f"; {waiting} waiting for the message broker"
         if all_ready and not self._announced_ready:
@@ -634,27 +724,54 @@ class Arbiter:
     # -- control socket (answered from the loop)
 
     def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One request (control.COMMANDS); `"managers": [NAME, ...]` names its targets.
+
+        Without `managers`, `status` covers every manager and `stop` stops the supervisor.
+        A NAME that is not running here refuses the whole request, with `unknown` listing it.
+        """
         command = request["command"]
-        if command == "status":
-            return {"ok": True, "status": self.status()}
         if command == "restart":
-            name = request.get("manager")
-            tracked = self._table.managers.get(str(name))
-            if tracked is None or tracked.removing:
-                return {"ok": False, "error": f"no manager named {name!r}"}
-            self._restart_manager(tracked, all_at_once=bool(request.get("all_at_once")))
+            request = {**request, "managers": [request.get("manager")]}
+        names = request.get("managers")
+        if names is None and command in ("status", "stop"):
+            if command == "status":
+                return {"ok": True, "status": self.status()}
+            self._pending_signals.append(signal.SIGTERM)
             return {"ok": True}
-        self._pending_signals.append(signal.SIGHUP if command == "reload" else signal.SIGTERM)
+        if command == "reload":
+            self._pending_signals.append(signal.SIGHUP)
+            return {"ok": True}
+        if not isinstance(names, list) or not names:
+            return {"ok": False, "error": f"{command}: 'managers' must be a list of names"}
+        unknown = [name for name in names if not self._is_running_manager(name)]
+        if unknown:
+            listed = ", ".join(repr(name) for name in unknown)
+            return {"ok": False, "error": f"no manager named {listed}", "unknown": unknown}
+        targets = [self._table.managers[name] for name in dict.fromkeys(names)]
+        if command == "status":
+            return {"ok": True, "status": self.status(names)}
+        now = time.monotonic()
+        for tracked in targets:
+            if command == "restart":
+                self._restart_manager(tracked, all_at_once=bool(request.get("all_at_once")))
+            elif command == "stop":
+                self._stop_manager(tracked, now)
+            else:
+                self._start_manager(tracked)
         return {"ok": True}
 
-    def status(self) -> dict[str, Any]:
-        """What runs, for `mgr-supervisorctl status`: managers, then each worker."""
+    def _is_running_manager(self, name: object) -> bool:
+        tracked = self._table.managers.get(name) if isinstance(name, str) else None
+        return tracked is not None and not tracked.removing
+
+    def status(self, names: Sequence[str] | None = None) -> dict[str, Any]:
+        """What runs, for `mgr-supervisorctl status [NAME ...]`: managers, then each worker."""
         now = time.monotonic()
         return {
             "pid": self._pid,
             "uptime": now - self._started_at,
             "database": self._recorder.database_state() if self._recorder else "unknown",
-            "managers": self._table.status(now, self._stopping),
+            "managers": self._table.status(now, self._stopping, names),
         }
 
     # -- stop
@@ -708,6 +825,8 @@ class Arbiter:
                 LOG.warning("second SIGINT: stopping now")
                 self._stop_now = True
                 process.kill_trees(alive())
+            if signal.SIGUSR2 in self._pending_signals:  # what a slow stop waits for
+                self.handle_usr2()
             self._pending_signals.clear()
             if not self._stop_now and deadline is not None and time.monotonic() >= deadline:
                 LOG.warning(

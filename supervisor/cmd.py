@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import faulthandler
 import logging
 import os
 import signal
@@ -10,9 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from oslo_config import cfg
-from oslo_log import log as oslo_log
 
-from supervisor import config, control
+from supervisor import config, control, logs, reports
 from supervisor.arbiter import Arbiter
 
 LOG = logging.getLogger(__name__)
@@ -25,12 +23,13 @@ EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`mgr-supervisor --config-file FILE [--config-dir DIR] [--check-config]`."""
-    # A SIGHUP before the arbiter's handlers exist would kill us (its default action):
-    # hold it until they do, then it is handled as a reload.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    # A SIGHUP or SIGUSR2 before the arbiter's handlers exist would kill us (their default
+    # action): hold them until they do, then they are a reload and a report.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGUSR2})
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        conf, specs = config.load(args, conf=cfg.CONF)
+        with config.warnings_on_stderr():
+            conf, specs = config.load(args, conf=cfg.CONF)
         if conf.check_config:
             config.validate_database(conf)
     except config.ConfigError as exc:
@@ -39,11 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = ", ".join(f"{spec.name} ({spec.workers})" for spec in specs)
         print(f"{config.PROJECT}: config OK: {len(specs)} manager(s): {summary}")
         return EXIT_OK
-    # alembic says about ten INFO lines whenever it creates or upgrades the schema.
-    oslo_log.set_defaults(default_log_levels=[*oslo_log.get_default_log_levels(), "alembic=WARN"])
-    oslo_log.setup(conf, config.PROJECT)
-    # `kill -USR2` prints every thread's stack to stderr, in the parent and in any worker.
-    faulthandler.register(signal.SIGUSR2, file=sys.stderr, all_threads=True)
+    logs.setup(conf, config.PROJECT)
+    reports.warn_unsupported(conf)
 
     try:
         status = Arbiter(args, conf, specs).run()

@@ -8,19 +8,22 @@ that passes `load()` cannot fail later in a worker.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import importlib
 import logging
 import os
 import socket
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 
 import cotyledon
 from oslo_config import cfg
 from oslo_log import log as oslo_log
+from oslo_reports import opts as gmr_opts
 
-from supervisor import db
+from supervisor import db, logs, version
 from supervisor.health import HealthLimits
 from supervisor.manager import MANAGER_SECTION_PREFIX, Manager
 from supervisor.policy import RestartPolicy
@@ -50,8 +53,9 @@ default_opts = [
         "state_path",
         default=_default_state_path(),
         sample_default="/var/lib/mgr-supervisor (root) or ~/.local/state/mgr-supervisor",
-        help="Directory for the supervisor's state: its lock, the control socket and the "
-        "snapshot of the config in force. Created (mode 0700) if missing; refused if it is "
+        help="Directory for the supervisor's state: its lock, the control socket, the "
+        "service recorder's socket and (by default) the SQLite database of service records. "
+        "Created (mode 0700) if missing; refused if it is "
         "not owned by the supervisor's user or is writable by group or others.",
     ),
     cfg.IntOpt(
@@ -102,7 +106,8 @@ supervisor_opts = [
         "control_socket",
         default="$state_path/control.sock",
         help="Unix socket (mode 0600) on which the supervisor answers mgr-supervisorctl: "
-        "status, restart, reload, stop. Only root and the supervisor's own user may use it.",
+        "status, restart, reload, stop, start. Only root and the supervisor's own user may "
+        "use it.",
     ),
 ]
 
@@ -147,10 +152,13 @@ def manager_common_opts() -> list[cfg.Opt]:
         cfg.IntOpt(
             "start_retries",
             default=5,
-            min=0,
+            min=-1,
             mutable=True,
             help="Failed starts in a row after which the manager is FATAL (so start_retries "
-            "+ 1 starts): no more restarts until a reload.",
+            "+ 1 starts): no more restarts until a reload or mgr-supervisorctl start or "
+            "restart. -1: never FATAL, restart forever with the backoff capped at "
+            "restart_backoff_max (for a manager waiting for a database or broker that "
+            "comes up later).",
         ),
         cfg.FloatOpt(
             "restart_backoff_initial",
@@ -199,19 +207,31 @@ def manager_section_opts() -> list[cfg.Opt]:
     return [
         cfg.StrOpt(
             "manager",
+            mutable=True,
             help="Dotted path of the Manager subclass to run (required), "
-            "e.g. workers.demo.DemoManager.",
+            "e.g. workers.demo.DemoManager. On SIGHUP, a change restarts the manager's "
+            "workers.",
         ),
         cfg.StrOpt(
             "db_driver",
             default="supervisor.db.api",
+            mutable=True,
             help="Module imported as the manager's `self.db` (smart managers, dumb data). "
-            "The default is the project's db api, on [database] connection.",
+            "The default is the project's db api, on [database] connection. On SIGHUP, a "
+            "change restarts the manager's workers.",
         ),
         cfg.StrOpt(
             "topic",
+            mutable=True,
             help="RPC topic the manager's workers consume (with [DEFAULT] transport_url); "
-            "default: the manager's NAME.",
+            "default: the manager's NAME. On SIGHUP, a change restarts the manager's workers.",
+        ),
+        cfg.StrOpt(
+            "log_file",
+            help="The manager's workers log to this file instead of [DEFAULT] log_file "
+            "(under [DEFAULT] log_dir when that is set, as oslo.log places log_file); the "
+            "supervisor's own lines stay in the main log, and use_stderr, use_journal and "
+            "use_syslog apply as set. Ignored with log_config_append. Default: the main log.",
         ),
         *manager_common_opts(),
     ]
@@ -250,6 +270,7 @@ class ManagerSpec:
     manager_class: type
     workers: int
     topic: str  # its RPC topic: [manager:NAME] topic, else NAME
+    db_driver: str = "supervisor.db.api"
     policy: RestartPolicy = RestartPolicy()
     limits: HealthLimits = HealthLimits()
 
@@ -259,14 +280,18 @@ class ManagerSpec:
 
 
 class _RawConfig:
-    """Where each section and key of the config files was written, for error messages.
+    """Which keys each section of the config files holds, and which file holds each key.
 
-    oslo.config knows values but not which keys exist, so unknown keys (typos) and the
-    file an error comes from are found by parsing the files once more ourselves.
+    oslo.config knows the options registered, not the keys written: unknown keys (typos)
+    are found the way oslo-config-validator finds them, with oslo.config's own parser
+    (`cfg.ConfigParser`) over each file. The same parse names the file to blame for a
+    value: the last file that sets the key, as oslo.config reads the files. Not
+    `get_location()`: it records one file per section name (the last one parsed with that
+    section), so with a --config-dir it names a file that may not contain the option.
     """
 
-    def __init__(self, files: Sequence[str]) -> None:
-        self.files = list(files)
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        self.files = config_files(conf)
         self.keys: dict[str, dict[str, str]] = {}
         for path in self.files:
             sections: dict[str, dict[str, list[str]]] = {}
@@ -276,15 +301,23 @@ class _RawConfig:
                 known.update(dict.fromkeys(keys, path))
 
     def where(self, section: str, key: str | None = None) -> str:
+        """The file that sets `[section] key` (without a key: the first file with the
+        section); if none does, the first config file, where an operator would add it."""
+        first = self.files[0] if self.files else "<no config file>"
         keys = self.keys.get(section, {})
-        if key is not None and key in keys:
-            return keys[key]
-        if keys:
-            return next(iter(keys.values()))
-        return self.files[-1] if self.files else "<no config file>"
+        if key is None:
+            return next(iter(keys.values()), first)
+        return keys.get(key, first)
 
 
-def _config_files(conf: cfg.ConfigOpts) -> list[str]:
+def file_of(conf: cfg.ConfigOpts, section: str, key: str) -> str:
+    """The config file of a parsed `conf` that sets `[section] key` (for a message)."""
+    return _RawConfig(conf).where(section, key)
+
+
+def config_files(conf: cfg.ConfigOpts) -> list[str]:
+    """The files a parsed `conf` read, in oslo.config's order: --config-file, then each
+    --config-dir's *.conf sorted by name."""
     files = list(conf.config_file or [])
     for directory in conf.config_dir or []:
         files.extend(sorted(glob.glob(os.path.join(directory, "*.conf"))))
@@ -297,16 +330,24 @@ def register_static_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(supervisor_opts + manager_common_opts(), group=SUPERVISOR_GROUP)
     db.register_opts(conf)
     oslo_log.register_options(conf)
+    gmr_opts.set_defaults(conf)  # [oslo_reports]: where a SIGUSR2 report goes
 
 
 def parse_args(
-    conf: cfg.ConfigOpts, argv: Sequence[str], default_config_files: list[str] | None = None
+    conf: cfg.ConfigOpts,
+    argv: Sequence[str],
+    default_config_files: list[str] | None = None,
+    program: str = PROJECT,
 ) -> None:
-    """Parse the command line and the config files; a broken file becomes a ConfigError."""
+    """Parse the command line and the config files; a broken file becomes a ConfigError.
+
+    `--version` prints `<program> <version>` and exits 0 (SystemExit, as `--help` does).
+    """
     try:
         conf(
             list(argv),
             project=PROJECT,
+            version=version.for_command_line(program, argv),
             default_config_files=default_config_files,
         )
     except cfg.ConfigFilesNotFoundError as exc:
@@ -388,7 +429,7 @@ def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
     does not change `[database]`. `validate_database` checks it, for --check-config and
     the commands that connect.
     """
-    raw = _RawConfig(_config_files(conf))
+    raw = _RawConfig(conf)
     if not raw.files:
         raise ConfigError(
             "no config file found: pass --config-file FILE (or --config-dir DIR); "
@@ -400,6 +441,9 @@ def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
         _read(conf, raw, SUPERVISOR_GROUP, opt.dest, opt.secret)
     _validate_database(conf, raw, check_url=False)
     _validate_transport(conf, raw)
+    # After the transport: its options are known only with RPC on.
+    _warn_unknown_keys(raw, "DEFAULT", {n for n in raw.keys.get("DEFAULT", {}) if n in conf})
+    _warn_unknown_keys(raw, SUPERVISOR_GROUP, set(conf[SUPERVISOR_GROUP]))
 
     socket_path = conf.supervisor.control_socket
     if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH:
@@ -427,7 +471,7 @@ def validate_database(conf: cfg.ConfigOpts) -> None:
 
     `conf` needs `default_opts` and the [database] options registered.
     """
-    _validate_database(conf, _RawConfig(_config_files(conf)), check_url=True)
+    _validate_database(conf, _RawConfig(conf), check_url=True)
 
 
 def _validate_database(conf: cfg.ConfigOpts, raw: _RawConfig, check_url: bool) -> None:
@@ -454,6 +498,21 @@ def _validate_database(conf: cfg.ConfigOpts, raw: _RawConfig, check_url: bool) -
         ) from None
 
 
+def _warn_unknown_keys(raw: _RawConfig, section: str, known: set[str]) -> None:
+    """A key no option reads is most likely a typo: say so (the start goes on).
+
+    [DEFAULT] also holds the options of libraries and of manager modules that register
+    theirs on oslo.config's global `cfg.CONF`: those are known too.
+    """
+    global_default = cfg.CONF if section == "DEFAULT" else None
+    for key in sorted(set(raw.keys.get(section, {})) - known):
+        if global_default is not None and key in global_default:
+            continue
+        LOG.warning(
+            "%s: [%s] %s: unknown option, ignored (a typo?)", raw.keys[section][key], section, key
+        )
+
+
 def rpc_enabled(conf: cfg.ConfigOpts) -> bool:
     """RPC is on when a config file sets `[DEFAULT] transport_url` (validation registered it
     then): oslo.messaging's own default, a broker on localhost, never turns it on."""
@@ -462,7 +521,7 @@ def rpc_enabled(conf: cfg.ConfigOpts) -> bool:
 
 def validate_transport(conf: cfg.ConfigOpts) -> None:
     """The RPC part of `validate()` alone (mgr-supervisorctl call)."""
-    _validate_transport(conf, _RawConfig(_config_files(conf)))
+    _validate_transport(conf, _RawConfig(conf))
 
 
 def _validate_transport(conf: cfg.ConfigOpts, raw: _RawConfig) -> None:
@@ -512,9 +571,12 @@ def _validate_manager(conf: cfg.ConfigOpts, raw: _RawConfig, name: str) -> Manag
     for opt_name in conf[section]:
         _read(conf, raw, section, opt_name, opt_name in secrets)
         known.add(opt_name)
-    for key in sorted(set(raw.keys[section]) - known):
-        LOG.warning(
-            "%s: [%s] %s: unknown option, ignored (a typo?)", raw.where(section, key), section, key
+    _warn_unknown_keys(raw, section, known)
+    log_path = logs.manager_log_file(conf, section)
+    if log_path is not None and (problem := logs.unwritable(log_path)):
+        raise ConfigError(
+            f"{raw.where(section, 'log_file')}: [{section}] log_file: cannot write {log_path}: "
+            f"{problem}"
         )
     values = conf[section]
     return ManagerSpec(
@@ -522,6 +584,7 @@ def _validate_manager(conf: cfg.ConfigOpts, raw: _RawConfig, name: str) -> Manag
         manager_class=cls,
         workers=values.workers,
         topic=values.topic or name,
+        db_driver=values.db_driver,
         policy=RestartPolicy(
             start_secs=values.start_secs,
             start_retries=values.start_retries,
@@ -572,6 +635,60 @@ def adopt_manager_sections(conf: cfg.ConfigOpts, specs: list[ManagerSpec]) -> No
                     "this option differently from the running one; restart the supervisor to "
                     "apply it"
                 ) from None
+
+
+def adopt_immutable_values(
+    conf: cfg.ConfigOpts, fresh: cfg.ConfigOpts, added: list[ManagerSpec]
+) -> None:
+    """The immutable options of managers a reload adds take their validated values.
+
+    oslo.config reads an immutable option from the files as they were at start, where a
+    section added since does not exist: its workers would get the defaults. A manager's
+    start is when its options take effect, so they are set here, before it forks.
+    """
+    for spec in added:
+        for opt in manager_section_opts() + list(getattr(spec.manager_class, "opts", [])):
+            if not opt.mutable:
+                conf.set_override(opt.dest, fresh[spec.section][opt.dest], spec.section)
+
+
+def refresh_manager_defaults(conf: cfg.ConfigOpts, specs: list[ManagerSpec]) -> None:
+    """After a mutation: each [manager:NAME] option unset there follows [supervisor]'s value."""
+    for spec in specs:
+        register_manager_opts(conf, spec.name)
+
+
+def known_opts(specs: list[ManagerSpec]) -> dict[tuple[str | None, str], cfg.Opt]:
+    """The definitions of the options this supervisor declares, by (group, name), so that a
+    reload's log shows the new value of each one that is not secret."""
+    known: dict[tuple[str | None, str], cfg.Opt] = {}
+    groups: list[tuple[str | None, list[cfg.Opt]]] = [
+        (None, default_opts),
+        (SUPERVISOR_GROUP, supervisor_opts + manager_common_opts()),
+        *db.list_opts(),
+    ]
+    for spec in specs:
+        opts = manager_section_opts() + list(getattr(spec.manager_class, "opts", []))
+        groups.append((spec.section, opts))
+    for group, opts in groups:
+        for opt in opts:
+            known[(group, opt.dest)] = opt
+    return known
+
+
+@contextlib.contextmanager
+def warnings_on_stderr(program: str = PROJECT) -> Iterator[None]:
+    """While a command reads its config, before logging is set up: each warning (an unknown
+    key) is one line on stderr, `PROGRAM: warning: ...`; a reload logs them instead."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{program}: warning: %(message)s"))
+    LOG.addHandler(handler)
+    LOG.propagate = False
+    try:
+        yield
+    finally:
+        LOG.removeHandler(handler)
+        LOG.propagate = True
 
 
 def dotted_name(cls: type) -> str:

@@ -1,4 +1,5 @@
-"""The control socket: a Unix socket the parent's loop answers (status, restart, reload, stop).
+"""The control socket: a Unix socket the parent's loop answers (status, restart, reload, stop,
+start).
 
 One JSON object per line and per connection. Only root and the supervisor's own user may
 talk to it (the socket is 0600, and each peer is checked with SO_PEERCRED); requests are
@@ -27,7 +28,7 @@ LOG = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_CONNECTIONS = 32
 CLIENT_TIMEOUT = 5.0
-COMMANDS = ("status", "restart", "reload", "stop")
+COMMANDS = ("status", "restart", "reload", "stop", "start")
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 

@@ -1,13 +1,17 @@
 """`mgr-supervisorctl`: talks to a running supervisor, or reads the service records.
 
-`status`, `restart`, `reload` and `stop` go through the supervisor's control socket;
+`status`, `restart`, `reload`, `stop` and `start` go through the supervisor's control socket
+(`--socket PATH`, else `[supervisor] control_socket` of the config files, oslo.config's
+default ones when no `--config-file` is given, else the built-in default);
 `services` reads (and `services disable|enable|delete` change) the records straight from
 `[database] connection`, so they work while this host's supervisor is down; `call` sends an
 RPC to a manager's workers on any host through `[DEFAULT] transport_url`.
 
-Exit status: 0 done (all RUNNING, every record shown, the call answered), 1 refused, not all
-RUNNING or the remote method raised, 2 a bad argument, 3 the supervisor, the database or the
-message broker cannot be reached (or no worker answered in time), 78 a configuration error.
+Exit status: 0 done (every manager shown RUNNING or STOPPED, every record shown, the call
+answered), 1 refused, a manager shown in another state (FATAL, BACKOFF, STARTING, STOPPING)
+or the remote method raised, 2 a bad argument (an unknown manager NAME too), 3 the
+supervisor, the database or the message broker cannot be reached (or no worker answered in
+time), 78 a configuration error.
 """
 
 from __future__ import annotations
@@ -27,10 +31,20 @@ from supervisor.db import api as db_api
 CTL = "mgr-supervisorctl"
 EXIT_USAGE = 2  # as argparse says it
 SERVICE_ACTIONS = ("list", "disable", "enable", "delete")
+# `status` exits 0 when every manager shown is in one of these: running, or stopped on request.
+FINE_STATES = frozenset({"RUNNING", "STOPPED"})
+SOCKET_OPT = cfg.StrOpt(
+    "socket",
+    metavar="PATH",
+    help="The supervisor's control socket: no config file is needed. Default: "
+    "[supervisor] control_socket of --config-file, else of the default config files "
+    "(~/.mgr-supervisor/, ~/, /etc/mgr-supervisor/, /etc/).",
+)
 
 
 def _add_commands(subparsers: Any) -> None:
     status = subparsers.add_parser("status", help="what runs: managers, then workers")
+    status.add_argument("managers", nargs="*", metavar="NAME", help="only these managers")
     status.add_argument("--json", action="store_true", help="print the raw status as JSON")
     restart = subparsers.add_parser(
         "restart", help="clear FATAL and replace a manager's workers, one at a time"
@@ -40,7 +54,16 @@ def _add_commands(subparsers: Any) -> None:
         "--all-at-once", action="store_true", help="stop every worker at once (an outage)"
     )
     subparsers.add_parser("reload", help="as SIGHUP: validate the config and apply it")
-    subparsers.add_parser("stop", help="as SIGTERM: stop every worker gracefully and exit")
+    stop = subparsers.add_parser(
+        "stop",
+        help="stop NAME ...: stop those managers' workers gracefully, STOPPED until start; "
+        "stop (no NAME): as SIGTERM, stop every worker gracefully and exit",
+    )
+    stop.add_argument("managers", nargs="*", metavar="NAME", help="the managers to stop")
+    start = subparsers.add_parser(
+        "start", help="start the workers of STOPPED (or FATAL) managers, with a fresh count"
+    )
+    start.add_argument("managers", nargs="+", metavar="NAME", help="the managers to start")
     services = subparsers.add_parser(
         "services",
         help="the service records of every host sharing the database: "
@@ -77,9 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # oslo's global config: oslo.messaging registers some of its options only there.
     conf = cfg.CONF
     config.register_static_opts(conf)
+    conf.register_cli_opt(SOCKET_OPT)
     conf.register_cli_opt(cfg.SubCommandOpt("action", handler=_add_commands))
     try:
-        config.parse_args(conf, list(sys.argv[1:] if argv is None else argv))
+        config.parse_args(conf, list(sys.argv[1:] if argv is None else argv), program=CTL)
     except config.ConfigError as exc:
         return config_error(str(exc), program=CTL)
     action = conf.action
@@ -87,30 +111,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _services(conf, action)
     if action.name == "call":
         return _call(conf, action)
+    return _control(conf.socket or conf.supervisor.control_socket, action)
+
+
+def _control(path: str, action: Any) -> int:
+    """`status`, `restart`, `reload`, `stop`, `start`: one request to the control socket."""
     message: dict[str, Any] = {"command": action.name}
+    what = action.name
     if action.name == "restart":
         message["manager"] = action.manager
         message["all_at_once"] = action.all_at_once
+    elif action.name in ("status", "stop", "start") and action.managers:
+        message["managers"] = action.managers
+        what = " ".join([action.name, *action.managers])
     try:
-        answer = control.request(conf.supervisor.control_socket, message)
+        answer = control.request(path, message)
     except control.ControlError as exc:
         print(f"{CTL}: {exc}", file=sys.stderr)
         return EXIT_NOT_RUNNING
     if not answer.get("ok"):
         print(f"{CTL}: {action.name}: {answer.get('error')}", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_USAGE if answer.get("unknown") else EXIT_FAILURE
     if action.name != "status":
-        print(f"{CTL}: {action.name}: done")
+        print(f"{CTL}: {what}: done")
         return EXIT_OK
     try:
         status = answer["status"]
         text = json.dumps(status, indent=2) if action.json else format_status(status)
-        all_running = all(m["state"] == "RUNNING" for m in status["managers"])
+        all_fine = all(m["state"] in FINE_STATES for m in status["managers"])
     except (KeyError, TypeError, ValueError) as exc:
         print(f"{CTL}: status: unexpected answer from the supervisor: {exc!r}", file=sys.stderr)
         return EXIT_FAILURE
     print(text)
-    return EXIT_OK if all_running else EXIT_FAILURE
+    return EXIT_OK if all_fine else EXIT_FAILURE
 
 
 def _services(conf: cfg.ConfigOpts, action: Any) -> int:

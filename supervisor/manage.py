@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     db_api.register_opts(conf)
     conf.register_cli_opt(cfg.SubCommandOpt("category", title="commands", handler=_add_commands))
     try:
-        config.parse_args(conf, list(sys.argv[1:] if argv is None else argv))
+        config.parse_args(conf, list(sys.argv[1:] if argv is None else argv), program=PROG)
         if not (conf.config_file or conf.config_dir):
             raise config.ConfigError(
                 "no config file found: pass --config-file FILE (or --config-dir DIR); "

@@ -16,12 +16,18 @@ class State(enum.Enum):
     BACKOFF = "BACKOFF"
     FATAL = "FATAL"
     STOPPING = "STOPPING"
+    STOPPED = "STOPPED"  # stopped with `mgr-supervisorctl stop NAME`, until started again
+
+
+# `start_retries` that never gives up: supervisord's most asked-for change, for managers
+# that wait for a database or a broker that comes up later.
+RETRY_FOREVER = -1
 
 
 @dataclasses.dataclass(frozen=True)
 class RestartPolicy:
     start_secs: float = 1.0
-    start_retries: int = 5
+    start_retries: int = 5  # RETRY_FOREVER: never FATAL
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
 
@@ -44,7 +50,8 @@ class RestartTracker:
             self.record_settled()
             return
         self.failed_starts += 1
-        if self.failed_starts > self.policy.start_retries:
+        retries = self.policy.start_retries
+        if retries != RETRY_FOREVER and self.failed_starts > retries:
             self.fatal = True
             return
         self.not_before = now + self.delay()

@@ -33,7 +33,7 @@ from typing import Any, NoReturn
 import setproctitle
 from oslo_config import cfg
 
-from supervisor import control, health, process
+from supervisor import control, health, logs, process
 from supervisor.config import PROJECT
 from supervisor.db import UnusableDatabase
 from supervisor.records import decode_lines, encode
@@ -322,6 +322,7 @@ def run_recorder(
                 os.close(fd)
         process.die_with_parent(parent_pid, signal.SIGKILL)
         setproctitle.setproctitle(f"{PROJECT}: recorder")
+        logs.set_process_name("recorder")
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         try:
             db_api = _import_db_api(conf)

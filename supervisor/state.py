@@ -1,14 +1,12 @@
 """The state directory: checked before it is trusted, locked for the parent's life.
 
-`state_path` holds the single-instance lock, the control socket and the config snapshot.
-A root supervisor writes there, so the directory must be ours and closed to others, and
-every file is created fresh (`O_EXCL | O_NOFOLLOW`, mode 0600) and renamed into place: a
-symlink planted in it is replaced, never followed.
+`state_path` holds the single-instance lock, the control and recorder sockets and, by
+default, the SQLite database of service records. A root supervisor writes there, so the
+directory must be ours and closed to others.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
@@ -63,22 +61,3 @@ def acquire_lock(directory: str) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
-
-
-def write_private_file(path: str, data: bytes) -> None:
-    """Write `path` (0600) atomically: a new file beside it, renamed over it."""
-    temporary = f"{path}.{os.getpid()}.new"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(temporary)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(temporary, flags, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    except BaseException:
-        os.close(fd)
-        os.unlink(temporary)
-        raise
-    os.close(fd)
-    os.replace(temporary, path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+from collections.abc import Collection
 from typing import Any
 
 import psutil
@@ -52,6 +53,7 @@ class ManagerRecord:
     last_exit: str = "-"
     state: State = State.STARTING
     removing: bool = False  # dropped from enabled_managers; its workers are stopping
+    stopped: bool = False  # `mgr-supervisorctl stop NAME`: no worker until started again
     restarts: int = 0
     started_ids: set[int] = dataclasses.field(default_factory=set)
     rolling: list[int] = dataclasses.field(default_factory=list)  # ids a restart will replace
@@ -72,7 +74,7 @@ class Table:
         )
 
     def missing_ids(self, tracked: ManagerRecord) -> list[int]:
-        if tracked.removing:
+        if tracked.removing or tracked.stopped:
             return []
         running = {r.worker_id for r in self.workers_of(tracked.spec.name)}
         return [i for i in range(tracked.spec.workers) if i not in running]
@@ -89,6 +91,8 @@ class Table:
         tracked = self.managers[name]
         if stopping or tracked.removing:
             return State.STOPPING
+        if tracked.stopped:
+            return State.STOPPING if self.workers_of(name) else State.STOPPED
         if tracked.tracker.fatal:
             return State.FATAL
         missing = self.missing_ids(tracked)
@@ -105,17 +109,21 @@ class Table:
             1 for r in self.workers.values() if r.beacon.read().phase == health.WAITING_FOR_BROKER
         )
 
-    def status(self, now: float, stopping: bool) -> list[dict[str, Any]]:
-        """Per manager its state and counts, then each of its workers."""
+    def status(
+        self, now: float, stopping: bool, names: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Per manager (all, or those in `names`) its state and counts, then its workers."""
         managers = []
         for name, tracked in self.managers.items():
+            if names is not None and name not in names:
+                continue
             workers = sorted(self.workers_of(name), key=lambda r: r.worker_id)
             managers.append(
                 {
                     "name": name,
                     "state": self.state_of(name, now, stopping).value,
                     "running": sum(1 for r in workers if r.stop_reason is None),
-                    "wanted": 0 if tracked.removing else tracked.spec.workers,
+                    "wanted": 0 if tracked.removing or tracked.stopped else tracked.spec.workers,
                     "restarts": tracked.restarts,
                     "last_exit": tracked.last_exit,
                     "workers": [worker_status(r, now) for r in workers],

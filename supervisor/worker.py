@@ -31,9 +31,8 @@ from typing import Any, NoReturn
 import cotyledon
 import setproctitle
 from oslo_config import cfg
-from oslo_context import context as oslo_context
 
-from supervisor import config, snapshot
+from supervisor import config, logs, mutation, reports, stamp
 from supervisor.config import PROJECT, ManagerSpec
 from supervisor.health import WAITING_FOR_BROKER, Beacon
 from supervisor.manager import Manager
@@ -44,7 +43,6 @@ from supervisor.process import (
     terminate_descendants,
 )
 from supervisor.records import CREATE_WAIT_SECONDS, ServiceRecord
-from supervisor.snapshot import SnapshotStore
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -52,7 +50,7 @@ CONF = cfg.CONF
 # Blocked by the parent around fork; the child unblocks them once its handlers exist, so
 # a signal sent to a just-forked worker is delivered, not lost.
 FORWARDED_SIGNALS = frozenset(
-    {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCHLD}
+    {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGALRM, signal.SIGCHLD, signal.SIGUSR2}
 )
 _RUN_ENDED = 0  # written to the wake-up pipe by the run thread; no signal has number 0
 _NO_RECORD = object()
@@ -69,7 +67,7 @@ class ManagerService(cotyledon.Service):
         self,
         worker_id: int,
         spec: ManagerSpec,
-        snapshots: SnapshotStore,
+        follower: mutation.Follower,
         beacon: Beacon,
         record: ServiceRecord,
         wake_parent: Callable[[], None],
@@ -77,8 +75,7 @@ class ManagerService(cotyledon.Service):
         super().__init__(worker_id)
         self.spec = spec
         self.record = record
-        self.snapshots = snapshots
-        self.snapshot_generation = snapshots.generation
+        self.follower = follower
         self.beacon = beacon
         self.manager: Manager | None = None
         self.phase = "starting"
@@ -151,7 +148,9 @@ class ManagerService(cotyledon.Service):
                 host=CONF.host, db_driver=section.db_driver, service_name=self.spec.name
             )
         except Exception:
-            LOG.exception("%s: building %s failed", self.label, self.spec.manager_class.__name__)
+            LOG.exception(
+                "%s: building %s failed", self.label, config.dotted_name(self.spec.manager_class)
+            )
             raise HookFailed from None
         self._track_periodic_tasks()
         self._set_phase("service record")
@@ -218,16 +217,17 @@ class ManagerService(cotyledon.Service):
     def _loop(self) -> None:
         section = CONF[self.spec.section]
         self._sleep("periodic_fuzzy_delay", random.uniform(0, section.periodic_fuzzy_delay))
-        ctx = oslo_context.get_admin_context()
         while True:
             self._wake.clear()
             if self._stopping.is_set():
                 return
+            # Each reset and each periodic run is one request: its lines share a req- id.
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
+                logs.fresh_context()
                 self._apply_reload()
                 continue
-            idle = self._call("periodic_tasks", ctx)
+            idle = self._call("periodic_tasks", logs.fresh_context())
             interval_max = section.periodic_interval_max
             idle = interval_max if idle is None else max(0.0, min(float(idle), interval_max))
             self._set_phase("idle", time.monotonic() + idle)
@@ -245,18 +245,9 @@ class ManagerService(cotyledon.Service):
             self._wake.clear()
 
     def _apply_reload(self) -> None:
-        """Put the parent's validated snapshot in force (mutable options), then reset()."""
+        """Mutate the config as the parent validated it (oslo.config), then reset()."""
         self._set_phase("reload")
-        if self.snapshots.generation != self.snapshot_generation:
-            try:
-                generation, snap = self.snapshots.load()
-            except (OSError, ValueError, KeyError) as exc:
-                LOG.error("%s: cannot read the reloaded config, keeping mine: %s", self.label, exc)
-                return
-            sections = ["DEFAULT", self.spec.section]
-            for change in snapshot.apply(CONF, snap, sections, mutable_only=True):
-                LOG.info("%s: %s", self.label, change)
-            self.snapshot_generation = generation
+        self.follower.follow()
         self._call("reset")
 
     def _cleanup(self) -> None:
@@ -295,15 +286,15 @@ class WorkerProcess:
         spec: ManagerSpec,
         worker_id: int,
         beacon: Beacon,
-        snapshots: SnapshotStore,
+        config_stamp: stamp.ConfigStamp,
         ready_fd: int,
         recorder_path: str,
     ) -> None:
         self.spec = spec
         self.worker_id = worker_id
         self.beacon = beacon
-        self.snapshots = snapshots
         self.label = f"{spec.name} worker({worker_id})"
+        self.follower = mutation.Follower(CONF, config_stamp, spec, self.label, worker_id)
         self._ready_fd = ready_fd
         self._recorder_path = recorder_path
         self._ready_deadline: float | None = None  # a plain Service's wait for its record
@@ -323,12 +314,20 @@ class WorkerProcess:
             with contextlib.suppress(OSError):
                 os.close(fd)
         # Caught, not SIG_IGN: what a manager starts gets default dispositions (SIGINT too).
-        route_signals_to(self._wake_w, (signal.SIGHUP, signal.SIGTERM, signal.SIGINT))
+        route_signals_to(
+            self._wake_w, (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+        )
         signal.signal(signal.SIGALRM, self._alarm)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self._parent_pid = parent_pid
         die_with_parent(parent_pid)
         setproctitle.setproctitle(f"{PROJECT}: {self.spec.name} worker({self.worker_id})")
+        try:
+            logs.setup_worker(CONF, PROJECT, self.spec.section, self.spec.name, self.worker_id)
+        except OSError as exc:  # checked by the parent; gone since
+            LOG.error("%s: [%s] log_file: %s", self.label, self.spec.section, exc)
+            _exit(1)
+        reports.set_section(self._report_section)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
     def run(self) -> int:
@@ -357,11 +356,36 @@ class WorkerProcess:
                     return self._stop()
                 if number == signal.SIGHUP:
                     LOG.debug("%s: SIGHUP", self.label)
+                    if not isinstance(self.service, ManagerService):  # it mutates in its loop
+                        self.follower.follow()
                     status = _call_service(self.label, self.service.reload)
                     if status is not None:
                         return status
+                elif number == signal.SIGUSR2:
+                    reports.write_report(CONF, f"{PROJECT}-{self.spec.name}-{self.worker_id}")
                 elif number == _RUN_ENDED and self._run_status not in (None, 0):
                     return self._run_status
+
+    def _report_section(self) -> str:
+        """This worker in its Guru Meditation Report: manager, worker id, pid, phase."""
+        now = time.monotonic()
+        beacon = self.beacon.read()
+        phase = f"phase: {beacon.phase} for {now - beacon.phase_since:.1f}s"
+        if beacon.idle_until > now:
+            phase += f", ends in {beacon.idle_until - now:.1f}s"
+        elif beacon.idle_until:
+            phase += f", {now - beacon.idle_until:.1f}s past its promised end"
+        lines = [
+            f"manager: {self.spec.name} ({config.dotted_name(self.spec.manager_class)})",
+            f"worker id: {self.worker_id}",
+            f"pid: {os.getpid()} (supervisor pid {self._parent_pid})",
+            phase,
+            f"ready: {'yes' if beacon.ready else 'no'}",
+        ]
+        if config.rpc_enabled(CONF):
+            served, failed = beacon.rpc_served, beacon.rpc_failed
+            lines.append(f"rpc: {beacon.rpc}, {served} served, {failed} failed")
+        return "\n".join(lines)
 
     def _build(self) -> cotyledon.Service | None:
         cls = self.spec.manager_class
@@ -370,7 +394,7 @@ class WorkerProcess:
             return ManagerService(
                 self.worker_id,
                 self.spec,
-                self.snapshots,
+                self.follower,
                 self.beacon,
                 self.record,
                 self._notify_parent,
@@ -378,7 +402,7 @@ class WorkerProcess:
         try:
             return cls(self.worker_id)
         except Exception:
-            LOG.exception("%s: building %s failed", self.label, cls.__name__)
+            LOG.exception("%s: building %s failed", self.label, config.dotted_name(cls))
             return None
 
     def _run_service(self) -> None:
@@ -479,7 +503,7 @@ def run_worker(
     worker_id: int,
     *,
     beacon: Beacon,
-    snapshots: SnapshotStore,
+    config_stamp: stamp.ConfigStamp,
     ready_fd: int,
     recorder_path: str,
     parent_pid: int,
@@ -489,7 +513,7 @@ def run_worker(
     freeze_inherited_heap()
     status = 1
     try:
-        worker = WorkerProcess(spec, worker_id, beacon, snapshots, ready_fd, recorder_path)
+        worker = WorkerProcess(spec, worker_id, beacon, config_stamp, ready_fd, recorder_path)
         worker.set_up(parent_pid, parent_fds)
         status = worker.run()
         # However it ended (a stop, a hook that raised): what it started gets its grace.

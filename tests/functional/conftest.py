@@ -28,8 +28,10 @@ def render_config(
     state_path: str = "/nonexistent",
     database: dict[str, object] | None = None,
     oslo_messaging_rabbit: dict[str, object] | None = None,
+    extra: dict[str, dict[str, object]] | None = None,
 ) -> str:
-    """An INI text: EventManager sections writing to `event_file`, unless told otherwise."""
+    """An INI text: EventManager sections writing to `event_file`, unless told otherwise;
+    `extra` holds any other sections."""
     sections = {
         "DEFAULT": {
             "graceful_shutdown_timeout": 5,
@@ -41,6 +43,7 @@ def render_config(
         "database": database or {},
         "oslo_messaging_rabbit": oslo_messaging_rabbit or {},
     }
+    sections.update(extra or {})
     for name, options in managers.items():
         sections[f"manager:{name}"] = {
             "manager": "tests.functional.managers.EventManager",
@@ -69,7 +72,10 @@ class Supervisor:
 
     def configure(self, managers: dict[str, dict[str, object]], **sections: object) -> None:
         text = render_config(self.event_file, managers, state_path=self.state_path, **sections)
-        self.config_file.write_text(text)
+        # Atomically, as configuration management tools write: a reader never sees half.
+        staged = self.config_file.with_suffix(".staged")
+        staged.write_text(text)
+        os.replace(staged, self.config_file)
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> None:
         env = dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent), **(env or {}))

@@ -21,18 +21,22 @@ from supervisor.manager import Manager
 
 
 class EventManager(Manager):
+    """Its options are the tests' knobs, so a reload may turn any of them (mutable) except
+    `fixed`, the test of an option that needs a restart."""
+
     opts = [
-        cfg.StrOpt("event_file", help="Where hook calls are recorded."),
-        cfg.StrOpt("fail_in", default="", help="Hook that raises."),
-        cfg.StrOpt("block_in", default="", help="Hook that never returns."),
-        cfg.StrOpt("slow_in", default="", help="Hook that sleeps slow_seconds."),
-        cfg.FloatOpt("slow_seconds", default=1.0),
-        cfg.BoolOpt("spawn_child", default=False, help="Start child_command in init_host."),
-        cfg.StrOpt("child_command", default="sleep 300", help="What spawn_child starts."),
+        cfg.StrOpt("event_file", mutable=True, help="Where hook calls are recorded."),
+        cfg.StrOpt("fail_in", default="", mutable=True, help="Hook that raises."),
+        cfg.StrOpt("block_in", default="", mutable=True, help="Hook that never returns."),
+        cfg.StrOpt("slow_in", default="", mutable=True, help="Hook that sleeps slow_seconds."),
+        cfg.FloatOpt("slow_seconds", default=1.0, mutable=True),
+        cfg.BoolOpt("spawn_child", default=False, mutable=True, help="Start child_command."),
+        cfg.StrOpt("child_command", default="sleep 300", mutable=True, help="spawn_child's."),
         cfg.StrOpt("label", default="-", mutable=True, help="Recorded by reset()."),
-        cfg.IntOpt("leak_mb", default=0, help="MiB each tick keeps for good."),
+        cfg.IntOpt("leak_mb", default=0, mutable=True, help="MiB each tick keeps for good."),
         cfg.FloatOpt("tick_spacing", default=1, mutable=True, help="Seconds between ticks."),
         cfg.StrOpt("secret", secret=True, mutable=True, default="", help="Never to be shown."),
+        cfg.StrOpt("fixed", default="-", help="Immutable; recorded by reset()."),
     ]
     leaked: list[bytearray] = []
 
@@ -68,6 +72,7 @@ class EventManager(Manager):
 
     def reset(self) -> None:
         self.set_periodic_spacing("tick", self.configuration.tick_spacing)
+        self._record("reset-values", self.configuration.fixed, self.host)
         self._hook("reset", self.configuration.label)
         if self.configuration.label == "collect":  # what a busy worker reaches on its own
             gc.collect()
@@ -81,6 +86,32 @@ class EventManager(Manager):
         self._hook("tick")
         if self.configuration.leak_mb:
             self.leaked.append(bytearray(b"x") * (self.configuration.leak_mb * 2**20))
+
+
+DRIVER_GROUP = "event_driver"
+
+
+class DriverManager(EventManager):
+    """Registers a group of its own on `cfg.CONF`, in the worker, as a manager's driver does
+    (the supervisor never sees it), and a mutate hook recording what a reload changed."""
+
+    driver_opts = [
+        cfg.StrOpt("mode", default="a", mutable=True, help="Changed by a reload."),
+        cfg.IntOpt("size", default=1, help="Needs a restart."),
+    ]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        cfg.CONF.register_opts(self.driver_opts, group=DRIVER_GROUP)
+        cfg.CONF.register_mutate_hook(self._mutated)
+
+    def _mutated(self, conf: cfg.ConfigOpts, fresh: dict) -> None:
+        self._record("mutated", ",".join(sorted(f"{g or 'DEFAULT'}.{n}" for g, n in fresh)))
+
+    def reset(self) -> None:
+        driver = cfg.CONF[DRIVER_GROUP]
+        self._record("driver", driver.mode, str(driver.size))
+        super().reset()
 
 
 class NotAManager:

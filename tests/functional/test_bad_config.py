@@ -124,6 +124,55 @@ def test_unknown_key_in_a_manager_section_is_warned_about(supervisor):
     assert "[manager:alpha] wokers: unknown option" in supervisor.log()
 
 
+def test_check_config_warns_about_unknown_keys_in_every_section_it_owns(tmp_path):
+    text = render_config(
+        tmp_path / EVENT_FILE,
+        {"alpha": {"wokers": 2}},
+        default={"debgu": "true", "debug": "false"},
+        supervisor={"start_retires": 3},
+    )
+    path = tmp_path / "typos.conf"
+    path.write_text(text)
+    result = run_supervisor(tmp_path, "--config-file", str(path), "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"mgr-supervisor: warning: {path}: [DEFAULT] debgu: unknown option, ignored (a typo?)",
+        f"mgr-supervisor: warning: {path}: [supervisor] start_retires: unknown option, "
+        "ignored (a typo?)",
+        f"mgr-supervisor: warning: {path}: [manager:alpha] wokers: unknown option, "
+        "ignored (a typo?)",
+    ]
+    assert result.stdout.startswith("mgr-supervisor: config OK")
+
+
+def test_an_error_names_the_file_that_holds_the_value(tmp_path):
+    """With --config-dir, the file blamed is the one whose value is in force (oslo.config's
+    get_location), never another file of the directory; a value no file sets is blamed on
+    the first config file, where it would be added."""
+    main = tmp_path / "main.conf"
+    main.write_text(render_config(tmp_path / EVENT_FILE, {"alpha": {}}))
+    conf_d = tmp_path / "conf.d"
+    conf_d.mkdir()
+    (conf_d / "10-timing.conf").write_text("[DEFAULT]\nservice_down_time = 120\n")
+    (conf_d / "20-timing.conf").write_text("[DEFAULT]\nservice_down_time = 5\n")
+    (conf_d / "30-other.conf").write_text("[DEFAULT]\ngraceful_shutdown_timeout = 7\n")
+    result = run_supervisor(tmp_path, "--config-file", str(main), "--config-dir", str(conf_d))
+    assert result.returncode == 78
+    assert result.stderr.startswith(
+        f"mgr-supervisor: config error: {conf_d / '20-timing.conf'}: [DEFAULT] service_down_time"
+    ), result.stderr
+
+    (conf_d / "20-timing.conf").unlink()
+    (conf_d / "40-supervisor.conf").write_text("[supervisor]\nenabled_managers =\n")
+    main.write_text(main.read_text().replace("enabled_managers = alpha", ""))
+    result = run_supervisor(tmp_path, "--config-file", str(main), "--config-dir", str(conf_d))
+    assert result.returncode == 78
+    assert result.stderr.startswith(
+        f"mgr-supervisor: config error: {conf_d / '40-supervisor.conf'}: [supervisor] "
+        "enabled_managers: no managers enabled"
+    ), result.stderr
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

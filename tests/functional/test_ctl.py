@@ -85,7 +85,7 @@ def test_restart_replaces_a_managers_workers_gracefully(supervisor):
     old_alphas = {p for t, p in before.items() if "alpha" in t}
     assert old_alphas <= set(supervisor.pids_with("cleanup_host"))
     refused = ctl(supervisor, "restart", "nope")
-    assert refused.returncode == 1 and "no manager named 'nope'" in refused.stderr
+    assert refused.returncode == 2 and "no manager named 'nope'" in refused.stderr
 
 
 def test_reload_and_stop_work_as_the_signals(supervisor):
@@ -159,11 +159,11 @@ def test_a_second_supervisor_on_the_same_socket_is_refused(supervisor, tmp_path)
     supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 1, what="ready")
     from tests.functional.test_bad_config import run_supervisor
 
-    snapshot = os.path.join(supervisor.state_path, "config-snapshot.json")
-    before = os.stat(snapshot)
+    control_socket = os.path.join(supervisor.state_path, "control.sock")
+    before = os.stat(control_socket)
     result = run_supervisor(tmp_path, "--config-file", str(supervisor.config_file))
     assert result.returncode == 78
     assert "another supervisor is running" in result.stderr
     assert supervisor.count("init_host") == 1
-    after = os.stat(snapshot)
+    after = os.stat(control_socket)
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)

@@ -53,5 +53,8 @@ def test_a_failing_periodic_task_is_logged_and_the_loop_goes_on(supervisor):
 def test_a_manager_whose_constructor_raises_is_reported(supervisor):
     supervisor.configure({"alpha": {"manager": "tests.functional.managers.BrokenInit"}})
     supervisor.start()
-    supervisor.wait_for(lambda: "building BrokenInit failed" in supervisor.log(), what="error")
+    supervisor.wait_for(
+        lambda: "building tests.functional.managers.BrokenInit failed" in supervisor.log(),
+        what="error",
+    )
     assert "constructor failed on purpose" in supervisor.log()

@@ -58,19 +58,18 @@ def test_a_planted_symlink_is_not_followed(supervisor, tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
     os.chmod(supervisor.state_path, 0o700)
-    for name in ("config-snapshot.json", "config-snapshot.json.new"):
+    for name in ("control.sock", "recorder.sock"):
         os.symlink(victim, os.path.join(supervisor.state_path, name))
     supervisor.configure({"alpha": {"label": "first"}})
     supervisor.start()
     if exit_or_start(supervisor) is None:
         supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 1, what="ready")
-        assert victim.read_text() == "precious\n", "the snapshot was written through a symlink"
+        assert victim.read_text() == "precious\n", "a socket was bound through a symlink"
         supervisor.configure({"alpha": {"label": "second"}})
         supervisor.signal(signal.SIGHUP)
         supervisor.wait_for(lambda: supervisor.count("reset") == 1, what="a reset")
-        snapshot = os.path.join(supervisor.state_path, "config-snapshot.json")
-        mode = os.lstat(snapshot).st_mode
-        assert stat.S_ISREG(mode) and stat.S_IMODE(mode) == 0o600
+        for name in ("control.sock", "recorder.sock"):
+            assert stat.S_ISSOCK(os.lstat(os.path.join(supervisor.state_path, name)).st_mode)
     assert victim.read_text() == "precious\n"
     assert stat.S_IMODE(victim.stat().st_mode) == 0o644
 
@@ -85,4 +84,4 @@ def test_state_files_are_0600(supervisor):
         mode = os.lstat(os.path.join(state, name)).st_mode
         assert not stat.S_ISLNK(mode), name
         assert stat.S_IMODE(mode) == 0o600, (name, oct(mode))
-    assert "config-snapshot.json" in os.listdir(state)
+    assert {"mgr-supervisor.lock", "control.sock"} <= set(os.listdir(state))

@@ -81,12 +81,13 @@ def test_workers_clean_up_and_exit_when_the_parent_is_killed(supervisor):
     assert supervisor.leftovers(grace=5) == []
 
 
-def test_sigusr2_dumps_the_threads_stacks_and_changes_nothing(supervisor):
+def test_sigusr2_reports_the_threads_stacks_and_changes_nothing(supervisor):
     supervisor.configure({"alpha": {"block_in": "tick"}})
     supervisor.start()
     supervisor.wait_for(lambda: supervisor.count("tick-blocked"), what="a stuck tick")
     (worker,) = supervisor.worker_titles().values()
-    os.kill(worker, signal.SIGUSR2)  # one at a time: two dumps at once interleave
+    os.kill(worker, signal.SIGUSR2)  # one at a time: two reports at once interleave
+    # Its main thread writes the report: the stuck run thread is in it.
     supervisor.wait_for(lambda: "in _hook" in supervisor.log(), what="the worker's stuck task")
     supervisor.signal(signal.SIGUSR2)
     supervisor.wait_for(lambda: "in _run_pass" in supervisor.log(), what="the parent's loop")

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from tests.functional.test_ctl import ctl
+
 FAST_FATAL = {"start_retries": 1, "restart_backoff_initial": 0.1, "fail_in": "init_host"}
 
 
@@ -109,8 +111,23 @@ def test_a_fatal_manager_does_not_hold_back_ready_and_status_names_it(supervisor
     supervisor.start(env={"NOTIFY_SOCKET": notify.address})
     supervisor.wait_for(lambda: notify.has("READY"), what="READY=1")
     ready = next(m for m in notify.messages if "READY" in m)
-    assert ready["STATUS"] == "1/2 workers ready: alpha 0/1 FATAL, beta 1/1"
+    assert ready["STATUS"] == (
+        "FATAL: alpha (2 failed starts); 1/2 workers ready: alpha 0/1 FATAL, beta 1/1"
+    )
     assert any("BACKOFF" in m.get("STATUS", "") for m in notify.messages)
+
+
+def test_a_manager_stopped_on_request_is_no_alarm(supervisor, notify):
+    supervisor.configure({"alpha": FAST_FATAL, "beta": {}, "gamma": {}})
+    supervisor.start(env={"NOTIFY_SOCKET": notify.address})
+    supervisor.wait_for(lambda: notify.has("READY"), what="READY=1")
+    assert [m["STATUS"] for m in notify.messages if "STATUS" in m][-1].startswith(
+        "FATAL: alpha (2 failed starts); 2/3 workers ready: alpha 0/1 FATAL"
+    )
+    assert ctl(supervisor, "stop", "alpha", "gamma").returncode == 0
+    calm = "1/1 workers ready: alpha STOPPED, beta 1/1, gamma STOPPED"
+    supervisor.wait_for(lambda: notify.has("STATUS", calm), what=calm)
+    assert supervisor.proc.poll() is None
 
 
 def test_watchdog_pings_at_half_the_interval(supervisor, notify):

@@ -146,3 +146,10 @@ def test_the_database_connection_is_secret():
     assert all(
         opt.secret for opt in dict(config.list_opts())["database"] if opt.dest == "connection"
     )
+
+
+def test_start_retries_minus_one_is_forever_and_below_is_refused(tmp_path):
+    _, specs = load(tmp_path, DEMO + "start_retries = -1\n")
+    assert specs[0].policy.start_retries == -1
+    with pytest.raises(config.ConfigError, match=r"\[manager:demo\] start_retries: .*-2"):
+        load(tmp_path, DEMO + "start_retries = -2\n")

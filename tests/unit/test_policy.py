@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from supervisor.policy import RestartPolicy, RestartTracker
+from supervisor.policy import RETRY_FOREVER, RestartPolicy, RestartTracker
 
 DEFAULTS = RestartPolicy()
 
@@ -71,3 +71,34 @@ def test_clear_forgives_fatal():
     tracker.clear()
     assert not tracker.fatal
     assert tracker.may_start(0)
+
+
+def test_retry_forever_is_never_fatal_and_its_backoff_stays_capped():
+    tracker = RestartTracker(
+        RestartPolicy(start_retries=RETRY_FOREVER, backoff_initial=0.5, backoff_max=30)
+    )
+    now, delays = 0.0, []
+    for _ in range(1000):
+        tracker.record_exit(now, failed_start=True)
+        assert not tracker.fatal and tracker.may_start(tracker.not_before)
+        delays.append(tracker.not_before - now)
+        now = tracker.not_before
+    assert delays[:8] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    assert set(delays[6:]) == {30}, "capped at backoff_max, however many failed starts"
+    assert tracker.failed_starts == 1000
+
+
+def test_retry_forever_still_resets_once_a_worker_settles():
+    tracker = RestartTracker(RestartPolicy(start_retries=RETRY_FOREVER))
+    for _ in range(20):
+        tracker.record_exit(now=0, failed_start=True)
+    tracker.record_exit(now=100, failed_start=False)
+    assert (tracker.failed_starts, tracker.delay(), tracker.fatal) == (0, 0, False)
+
+
+def test_clear_forgives_fatal_for_start_and_restart():
+    tracker = RestartTracker(RestartPolicy(start_retries=0))
+    tracker.record_exit(now=0, failed_start=True)
+    assert tracker.fatal
+    tracker.clear()
+    assert tracker.may_start(0) and tracker.failed_starts == 0

@@ -42,14 +42,3 @@ def test_the_lock_is_held_once(tmp_path):
     finally:
         os.close(fd)
     os.close(state.acquire_lock(str(tmp_path)))
-
-
-def test_a_planted_symlink_is_replaced_never_followed(tmp_path):
-    victim = tmp_path / "victim"
-    victim.write_text("precious")
-    target = tmp_path / "snapshot.json"
-    target.symlink_to(victim)
-    state.write_private_file(str(target), b"{}")
-    assert victim.read_text() == "precious"
-    assert not target.is_symlink() and target.read_bytes() == b"{}"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
