@@ -187,11 +187,25 @@ class MgrSupervisor(Target):
                 manager = benchmarks.bench_manager.BenchManager
                 workers = {workers}
                 probe = {probe}
+                periodic_interval_max = 60
                 """
             )
             + self.extra_config()
         )
         return [str(script), "--config-file", str(config)]
+
+    def reload(self) -> None:
+        """As an operator reloads: one mutable value changed in the file (written
+        atomically), then SIGHUP, so every worker has something to apply."""
+        config = self.workdir / "mgr-supervisor.conf"
+        text = config.read_text()
+        old, new = "periodic_interval_max = 60", "periodic_interval_max = 61"
+        if old not in text:
+            old, new = new, old
+        staged = config.with_suffix(".staged")
+        staged.write_text(text.replace(old, new))
+        os.replace(staged, config)
+        super().reload()
 
     def extra_config(self) -> str:
         """More sections for the config file; by default none (SQLite in state_path)."""

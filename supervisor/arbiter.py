@@ -60,6 +60,11 @@ class Arbiter:
         # Takes NOTIFY_SOCKET out of the environment, so no worker inherits it.
         self._notifier = systemd.Notifier()
         self._config_stamp = stamp.ConfigStamp()
+        # The files `conf` was read from a moment ago: a reload that finds them unchanged
+        # costs the workers nothing.
+        started_on = self._files_digest(conf)
+        if started_on is not None:
+            self._config_stamp.publish(started_on)
         self._control: control.ControlServer | None = None
         self._recorder: recorder.RecorderProcess | None = None
         self._lock_fd = -1

@@ -247,6 +247,10 @@ def test_a_group_only_a_manager_registers_is_mutated_and_its_hook_called(supervi
     needs_restart = "[event_driver] size changed, but it needs a restart of the supervisor"
     assert supervisor.log().count(needs_restart) == 1  # from worker 0 only
 
+    supervisor.signal(signal.SIGHUP)  # the same files: reset, but nothing to mutate
+    supervisor.wait_for(lambda: supervisor.count("reset") == 4, what="2 more resets")
+    assert supervisor.count("mutated") == 2
+
 
 def test_an_immutable_option_is_applied_nowhere_and_warned_about_once(supervisor):
     """No manager runs with two hosts: a respawned worker keeps the one in force too."""
