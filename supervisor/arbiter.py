@@ -2,9 +2,10 @@
 
 Shaped like gunicorn's arbiter. Signal handlers only write the signal's number to a pipe
 (`signal.set_wakeup_fd`). The loop selects on that pipe, the pipe workers write to when
-they are ready, and the control socket, with the next deadline (a backoff, a kill
-deadline, start_secs, the health tick, the watchdog) as its timeout. Each pass: read
-signals → `handle_<name>` → reap → health → start what is due → state changes → systemd.
+they are ready, the control socket and the HTTP endpoint (when `http_listen` is set), with
+the next deadline (a backoff, a kill deadline, start_secs, the health tick, the watchdog, a
+client's) as its timeout. Each pass: read signals → `handle_<name>` → reap → health → expire
+slow clients → start what is due → state changes → systemd.
 Workers are forked here with `os.fork()`; no other thread exists, so nothing is locked.
 """
 
@@ -17,7 +18,7 @@ import selectors
 import signal
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import setproctitle
@@ -38,6 +39,9 @@ from supervisor import (
 )
 from supervisor.policy import RETRY_FOREVER, RestartTracker, State
 from supervisor.table import RECYCLES, ManagerRecord, Table, WorkerRecord, describe_exit
+
+if TYPE_CHECKING:
+    from supervisor import http
 
 LOG = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class Arbiter:
         if started_on is not None:
             self._config_stamp.publish(started_on)
         self._control: control.ControlServer | None = None
+        self._http: http.HttpServer | None = None
         self._recorder: recorder.RecorderProcess | None = None
         self._lock_fd = -1
         self._signal_r, self._signal_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -119,6 +124,7 @@ class Arbiter:
         self._advance_restarts(now)
         self._enforce_kill_deadlines(now)
         self._check_health(now)
+        self._expire_clients(now)
         self._settle(now)
         self._start_due_workers(now)
         self._log_state_changes(now)
@@ -135,6 +141,12 @@ class Arbiter:
         setproctitle.setproctitle(f"{config.PROJECT}: master")
         if not process.become_subreaper():
             LOG.warning("could not become child subreaper; orphans go to init")
+        if self._conf.supervisor.http_listen:
+            from supervisor import http  # only with the endpoint on: nothing of it otherwise
+
+            self._http = http.HttpServer(
+                self._conf.supervisor.http_listen, self._selector, self.status
+            )
         self._control = control.ControlServer(
             self._conf.supervisor.control_socket, self._on_control, self._selector
         )
@@ -160,6 +172,8 @@ class Arbiter:
             self._recorder.close()
         if self._control is not None:
             self._control.close()
+        if self._http is not None:
+            self._http.close()
         LOG.info("stopped")
 
     def _seconds_to_next_deadline(self) -> float | None:
@@ -179,8 +193,9 @@ class Arbiter:
             deadlines.append(self._next_health_check)
         if self._notifier.watchdog_interval:
             deadlines.append(self._next_watchdog)
-        if self._control is not None and (deadline := self._control.next_deadline()):
-            deadlines.append(deadline)
+        for server in (self._control, self._http):  # only while a client is connected
+            if server is not None and (deadline := server.next_deadline()):
+                deadlines.append(deadline)
         if self._recorder is not None and self._recorder.pid is None:
             deadlines.append(self._recorder.not_before)
         if not deadlines:
@@ -258,14 +273,17 @@ class Arbiter:
         except config.ConfigError as exc:
             rejected = str(exc)
         if rejected is not None:  # logged outside the handler: no traceback for a bad file
+            self._table.reloads.count(ok=False)
             self._reload_rejected(rejected)
             return
         try:
             self._apply_reload(fresh, specs, digest)
         except Exception:
+            self._table.reloads.count(ok=False)
             LOG.exception("reload could not be applied; every worker keeps running")
             self._say_ready_or_status(f"reload failed at {time.strftime('%H:%M:%S')}")
             return
+        self._table.reloads.count(ok=True)
         self._say_ready_or_status(f"reload applied at {time.strftime('%H:%M:%S')}")
 
     @staticmethod
@@ -452,6 +470,7 @@ class Arbiter:
         settled = record.settled or (
             was_ready and now - record.forked_at >= tracked.spec.policy.start_secs
         )
+        tracked.retire(record)
         record.beacon.close()
         status = describe_exit(wait_status)
         tracked.last_exit = status
@@ -462,7 +481,7 @@ class Arbiter:
             return
         recycled = record.stop_reason in RECYCLES and settled
         failed = not settled or recycled
-        tracked.tracker.record_exit(now, failed)
+        tracked.record_exit(now, failed)
         if tracked.tracker.fatal:
             LOG.error(
                 "manager %s is FATAL: %d failed starts in a row, the last %s; "
@@ -639,7 +658,7 @@ class Arbiter:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             beacon.close()
             LOG.error("%s worker(%d): fork failed: %s", tracked.spec.name, worker_id, exc)
-            tracked.tracker.record_exit(now, failed_start=True)
+            tracked.record_exit(now, failed_start=True)
             return
         if pid == 0:
             try:
@@ -667,8 +686,9 @@ class Arbiter:
         """Descriptors a child must not keep: its parent's loop, lock, sockets and pipes."""
         fds = [self._selector.fileno(), self._signal_r, self._signal_w, self._ready_r]
         fds += [self._lock_fd, *self._notifier.fds()]
-        if self._control is not None:
-            fds += self._control.fds()
+        for server in (self._control, self._http):
+            if server is not None:
+                fds += server.fds()
         if self._recorder is not None and not keep_recorder_socket:
             fds += self._recorder.fds()
         return fds
@@ -681,6 +701,7 @@ class Arbiter:
             if current is not tracked.state:
                 LOG.info("manager %s: %s -> %s", name, tracked.state.value, current.value)
                 tracked.state = current
+                tracked.note_state(current, now)
 
     def _notify_systemd(self, now: float) -> None:
         """READY=1 once every worker of every non-FATAL manager is ready; STATUS; WATCHDOG."""
@@ -726,7 +747,14 @@ class Arbiter:
             self._exit_status = 1
             self._stopping = True
 
-    # -- control socket (answered from the loop)
+    # -- control socket and HTTP endpoint (answered from the loop)
+
+    def _expire_clients(self, now: float) -> None:
+        """Close the connections of clients past their deadline (too slow to ask or read):
+        a silent client costs a file descriptor for a few seconds, never a turn of the loop."""
+        for server in (self._control, self._http):
+            if server is not None:
+                server.expire(now)
 
     def _on_control(self, request: dict[str, Any]) -> dict[str, Any]:
         """One request (control.COMMANDS); `"managers": [NAME, ...]` names its targets.
@@ -770,12 +798,22 @@ class Arbiter:
         return tracked is not None and not tracked.removing
 
     def status(self, names: Sequence[str] | None = None) -> dict[str, Any]:
-        """What runs, for `mgr-supervisorctl status [NAME ...]`: managers, then each worker."""
+        """What runs, for `mgr-supervisorctl status [NAME ...]`, `/healthz` and `/metrics`:
+        managers, then each worker."""
         now = time.monotonic()
+        reloads = self._table.reloads
         return {
             "pid": self._pid,
             "uptime": now - self._started_at,
             "database": self._recorder.database_state() if self._recorder else "unknown",
+            "report_age": self._recorder.report_age(now) if self._recorder else None,
+            "rpc": config.rpc_enabled(self._conf),
+            "reloads": {
+                "applied": reloads.applied,
+                "rejected": reloads.rejected,
+                "last_at": reloads.last_at,
+                "last_ok": reloads.last_ok,
+            },
             "managers": self._table.status(now, self._stopping, names),
         }
 
@@ -791,6 +829,9 @@ class Arbiter:
         if self._control is not None:
             self._control.close()
             self._control = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
         timeout = self._conf.graceful_shutdown_timeout
         LOG.info(
             "stopping: SIGTERM to %d worker(s) (graceful_shutdown_timeout=%ss)",

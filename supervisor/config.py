@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import cotyledon
 from oslo_config import cfg
@@ -109,10 +110,42 @@ supervisor_opts = [
         "status, restart, reload, stop, start. Only root and the supervisor's own user may "
         "use it.",
     ),
+    cfg.StrOpt(
+        "http_listen",
+        default="",
+        help="HOST:PORT on which the supervisor serves /livez, /healthz, /healthz/NAME and "
+        "/metrics (Prometheus) over HTTP, without authentication; IPv6 as [::1]:9292, all "
+        "IPv4 interfaces as :9292. Empty (the default): off. Needs a restart to change.",
+    ),
 ]
 
 # sun_path is 108 bytes, with a terminating NUL.
 MAX_SOCKET_PATH = 107
+
+
+def http_address(value: str) -> tuple[int, tuple[Any, ...]]:
+    """`[supervisor] http_listen` as (address family, socket address), or ValueError.
+
+    `HOST:PORT`, `[IPV6]:PORT`, `:PORT` (every IPv4 interface); HOST may be a name, resolved
+    here, once: validation and the bind see the same address.
+    """
+    host, sep, port_text = value.rpartition(":")
+    if not sep:
+        raise ValueError("expected HOST:PORT (IPv6 as [::1]:9292)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("an IPv6 address needs brackets: [ADDRESS]:PORT")
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port {port_text!r} is not a number from 1 to 65535")
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host or "0.0.0.0", int(port_text), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(f"cannot resolve {host!r}: {reason}") from None
+    return family, address
 
 
 def manager_common_opts() -> list[cfg.Opt]:
@@ -451,6 +484,14 @@ def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
             f"{raw.where(SUPERVISOR_GROUP, 'control_socket')}: [supervisor] control_socket: "
             f"path longer than {MAX_SOCKET_PATH} bytes: {socket_path}"
         )
+    if conf.supervisor.http_listen:
+        try:
+            http_address(conf.supervisor.http_listen)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{raw.where(SUPERVISOR_GROUP, 'http_listen')}: [supervisor] http_listen: "
+                f"invalid value {conf.supervisor.http_listen!r}: {exc}"
+            ) from None
     names = [n.strip() for n in conf.supervisor.enabled_managers if n.strip()]
     if not names:
         raise ConfigError(

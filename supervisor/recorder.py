@@ -54,6 +54,8 @@ RESTART_DELAY_MAX = 30.0
 RESTART_DELAY_RESET_AFTER = 10.0
 # The parent waits this long for the recorder's last writes at a stop, then kills it.
 STOP_TIMEOUT = 5.0
+# The phase the recorder's beacon shows once it has written reports: since when is their age.
+REPORTED = "reports written"
 # The recorder's exit when it cannot use the database's URL or schema (EX_CONFIG).
 EXIT_REFUSED = 78
 
@@ -232,6 +234,7 @@ class Recorder:
             rows = self._call(self._db.services_report, counts)
             if rows is None:
                 return  # made during an outage: lost, as in nova
+            self._beacon.set_phase(REPORTED)  # when: the parent's report age
             for worker in reporting:
                 row = rows.get(worker.row_id)
                 if row is None:  # deleted by an operator while it ran: made again
@@ -448,6 +451,11 @@ class RecorderProcess:
 
     def database_state(self) -> str:
         return self.beacon.read().database
+
+    def report_age(self, now: float) -> float | None:
+        """Seconds since the recorder last wrote the workers' reports; None before the first."""
+        snapshot = self.beacon.read()
+        return now - snapshot.phase_since if snapshot.phase == REPORTED else None
 
     def close(self) -> None:
         if self._refusal_r >= 0:

@@ -1,7 +1,9 @@
 """What runs: the parent's records of managers and workers, and the states derived from them.
 
-Plain data owned by the arbiter's loop (one thread, so no lock). `status` and systemd's
-STATUS line read it; only the arbiter changes it.
+Plain data owned by the arbiter's loop (one thread, so no lock). `status`, systemd's
+STATUS line and the HTTP endpoint (`/healthz`, `/metrics`) read it; only the arbiter changes
+it. The counters Prometheus reads (restarts, failed starts, reloads, RPC calls) live here, so
+they outlive the tracker a reload replaces and the workers that exit.
 """
 
 from __future__ import annotations
@@ -9,10 +11,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import time
 from collections.abc import Collection
 from typing import Any
-
-import psutil
 
 from supervisor import config, health
 from supervisor.policy import RestartTracker, State
@@ -58,6 +59,48 @@ class ManagerRecord:
     started_ids: set[int] = dataclasses.field(default_factory=set)
     rolling: list[int] = dataclasses.field(default_factory=list)  # ids a restart will replace
     rolled: int | None = None  # the id a rolling restart waits on to be ready again
+    failed_starts: int = 0  # since the manager was added: a counter, never reset
+    # Since when it has not been RUNNING (None while it is): since it was added, at first.
+    unready_since: float | None = dataclasses.field(default_factory=time.monotonic)
+    rpc_served_gone: int = 0  # RPC calls served and failed by its workers that exited
+    rpc_failed_gone: int = 0
+
+    def record_exit(self, now: float, failed_start: bool) -> None:
+        """A worker ended without the supervisor asking (or a fork failed): counted, and
+        the restart policy decides the next start."""
+        self.failed_starts += failed_start
+        self.tracker.record_exit(now, failed_start)
+
+    def retire(self, record: WorkerRecord) -> None:
+        """A worker exited: its RPC counts stay in the manager's totals."""
+        snapshot = record.beacon.read()
+        self.rpc_served_gone += snapshot.rpc_served
+        self.rpc_failed_gone += snapshot.rpc_failed
+
+    def note_state(self, state: State, now: float) -> None:
+        """The loop saw the manager's state change: when it stopped being RUNNING."""
+        if state is State.RUNNING:
+            self.unready_since = None
+        elif self.unready_since is None:
+            self.unready_since = now
+
+
+@dataclasses.dataclass
+class Reloads:
+    """SIGHUPs (and `mgr-supervisorctl reload`) handled: applied, rejected, the last one."""
+
+    applied: int = 0
+    rejected: int = 0  # an invalid config, files changed meanwhile, or failed to apply
+    last_at: float | None = None  # wall-clock time (time.time()) of the last reload
+    last_ok: bool | None = None
+
+    def count(self, ok: bool) -> None:
+        if ok:
+            self.applied += 1
+        else:
+            self.rejected += 1
+        self.last_at = time.time()
+        self.last_ok = ok
 
 
 class Table:
@@ -66,6 +109,7 @@ class Table:
     def __init__(self) -> None:
         self.workers: dict[int, WorkerRecord] = {}
         self.managers: dict[str, ManagerRecord] = {}
+        self.reloads = Reloads()
 
     def workers_of(self, name: str) -> list[WorkerRecord]:
         """A manager's workers, highest worker id first (the order a shrink stops them)."""
@@ -118,31 +162,46 @@ class Table:
             if names is not None and name not in names:
                 continue
             workers = sorted(self.workers_of(name), key=lambda r: r.worker_id)
+            state = self.state_of(name, now, stopping)
+            shown = [worker_status(r, now, tracked.spec.limits) for r in workers]
+            unready = tracked.unready_since
             managers.append(
                 {
                     "name": name,
-                    "state": self.state_of(name, now, stopping).value,
+                    "state": state.value,
                     "running": sum(1 for r in workers if r.stop_reason is None),
                     "wanted": 0 if tracked.removing or tracked.stopped else tracked.spec.workers,
+                    # As ready_count counts, from the beacons read once above.
+                    "ready": sum(
+                        1
+                        for w in shown
+                        if w["ready"]
+                        and not w["stopping"]
+                        and w["worker_id"] < tracked.spec.workers
+                    ),
                     "restarts": tracked.restarts,
+                    "failed_starts": tracked.failed_starts,
                     "last_exit": tracked.last_exit,
-                    "workers": [worker_status(r, now) for r in workers],
+                    "not_ready_for": 0.0
+                    if state is State.RUNNING or unready is None
+                    else now - unready,
+                    "rpc_served": tracked.rpc_served_gone + sum(w["rpc_served"] for w in shown),
+                    "rpc_failed": tracked.rpc_failed_gone + sum(w["rpc_failed"] for w in shown),
+                    "workers": shown,
                 }
             )
         return managers
 
 
-def worker_status(record: WorkerRecord, now: float) -> dict[str, Any]:
+def worker_status(
+    record: WorkerRecord, now: float, limits: health.HealthLimits | None = None
+) -> dict[str, Any]:
+    """One worker as status shows it; `problem`: why the health check would recycle it."""
     beacon = record.beacon.read()
-    rss_mb: float | None = None
-    process_state = "gone"
-    try:
-        process = psutil.Process(record.pid)
-        with process.oneshot():
-            rss_mb = process.memory_info().rss / 2**20
-            process_state = process.status()
-    except psutil.Error:
-        pass
+    process_state, rss = proc_stat(record.pid)
+    problem = None
+    if limits is not None and record.stop_reason is None:
+        problem = health.check(limits, beacon, now - record.forked_at, now)
     return {
         "worker_id": record.worker_id,
         "pid": record.pid,
@@ -150,13 +209,55 @@ def worker_status(record: WorkerRecord, now: float) -> dict[str, Any]:
         "ready": beacon.ready,
         "process_state": process_state,
         "uptime": now - record.forked_at,
-        "rss_mb": rss_mb,
+        "rss_mb": None if rss is None else rss / 2**20,
         "heartbeat_age": now - beacon.phase_since,
         "stopping": record.stop_reason,
+        "problem": problem,
         "rpc": beacon.rpc,
         "rpc_served": beacon.rpc_served,
         "rpc_failed": beacon.rpc_failed,
     }
+
+
+# /proc/PID/stat's state letters, named as psutil names them on Linux (the JSON status's
+# `process_state`, as before).
+_PROCESS_STATES = {
+    "R": "running",
+    "S": "sleeping",
+    "D": "disk-sleep",
+    "T": "stopped",
+    "t": "tracing-stop",
+    "Z": "zombie",
+    "X": "dead",
+    "x": "dead",
+    "K": "wake-kill",
+    "W": "waking",
+    "I": "idle",
+    "P": "parked",
+}
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def proc_stat(pid: int) -> tuple[str, int | None]:
+    """(state, RSS in bytes) from one read of /proc/PID/stat; ("gone", None) if it is gone.
+
+    One read, not psutil's several: /metrics reads every worker at each scrape (256 workers:
+    ~2 ms instead of ~15 ms of the parent's loop).
+    """
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return "gone", None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return "gone", None
+    finally:
+        os.close(fd)
+    end = data.rfind(b")")  # "PID (comm) S ...": the fields from 3 (state) to 24 (rss)
+    fields = data[end + 2 :].split(b" ", 22)
+    state = chr(data[end + 2])
+    return _PROCESS_STATES.get(state, state), int(fields[21]) * _PAGE_SIZE
 
 
 def describe_exit(wait_status: int) -> str:

@@ -1,0 +1,470 @@
+"""The HTTP endpoint: `/livez`, `/healthz`, `/healthz/NAME`, `/metrics`, served by the parent.
+
+Served from the parent's one selector loop, like the control socket (docs/architecture.md,
+"HTTP"): every socket is non-blocking; a connection has MAX_CONNECTIONS - 1 others at most
+(the next one pushes out the oldest still sending its request), REQUEST_TIMEOUT to send a
+complete request head and as long again to take the answer, and a head of MAX_HEAD_BYTES at
+most. One request per connection (`Connection: close`); what a client does not take at once
+is sent when its socket is writable. So a slow or hostile client costs a file descriptor for
+a few seconds, never a turn of the loop, a signal or another client's answer. Without a
+connection open there is no timer: the idle parent stays asleep.
+
+What it answers comes from `Arbiter.status()` (the table, the beacons, the restart counts),
+read at each request; nothing is cached and nothing is secret. prometheus_client is imported
+at the first `/metrics`, and this module only when `[supervisor] http_listen` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import selectors
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import unquote
+
+from supervisor import config, health
+from supervisor.policy import State
+
+LOG = logging.getLogger(__name__)
+
+MAX_CONNECTIONS = 64
+REQUEST_TIMEOUT = 5.0
+MAX_HEAD_BYTES = 8192
+ACCEPT_BATCH = 64  # connections taken per wake-up, so a flood cannot hold the loop
+ACCEPT_PAUSE = 1.0  # after an accept failed (out of file descriptors): not accepting this long
+NAMESPACE = "mgr_supervisor"
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+StatusSource = Callable[[], dict[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Response:
+    code: int
+    body: bytes
+    content_type: str = JSON
+    allow: str = ""  # the Allow header of a 405
+
+    def encode(self, head_only: bool = False) -> bytes:
+        """The whole answer: status line, headers, body (none for HEAD)."""
+        lines = [
+            f"HTTP/1.1 {self.code} {REASONS[self.code]}",
+            f"Content-Type: {self.content_type}",
+            f"Content-Length: {len(self.body)}",
+            "Cache-Control: no-store",
+            "Connection: close",
+        ]
+        if self.allow:
+            lines.append(f"Allow: {self.allow}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+        return head if head_only else head + self.body
+
+
+class BadRequest(ValueError):
+    """A request head this server does not take; the message says why (400)."""
+
+
+def head_end(data: bytes) -> int:
+    """Where a complete request head ends in `data` (after its blank line), or -1."""
+    for terminator in (b"\r\n\r\n", b"\n\n"):
+        found = data.find(terminator)
+        if found >= 0:
+            return found + len(terminator)
+    return -1
+
+
+def parse_request_line(head: bytes) -> tuple[str, str]:
+    """(method, decoded path without its query) of a request head; BadRequest if malformed."""
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        method, target, version = line.decode("ascii").split(" ")
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("malformed request line") from None
+    if not version.startswith("HTTP/1.") or not method.isalpha() or not target.startswith("/"):
+        raise BadRequest("malformed request line")
+    return method, unquote(target.split("?", 1)[0])
+
+
+def respond(method: str, path: str, status: StatusSource) -> Response:
+    """The answer to one request (HEAD is answered as GET; the caller drops the body)."""
+    if path not in ("/livez", "/healthz", "/metrics") and not path.startswith("/healthz/"):
+        return Response(404, b'{"error": "not found: /livez, /healthz[/NAME], /metrics"}\n')
+    if method not in ("GET", "HEAD"):
+        return Response(405, b'{"error": "method not allowed: GET or HEAD"}\n', allow="GET, HEAD")
+    if path == "/livez":  # answered by the loop, so it answers while the loop turns
+        return Response(200, b"ok\n", TEXT)
+    if path == "/metrics":
+        body, content_type = metrics_text(status())
+        return Response(200, body, content_type)
+    name = path[len("/healthz/") :] if path.startswith("/healthz/") else None
+    code, verdict = health_verdict(status(), name)
+    return Response(code, json.dumps(verdict, indent=1).encode() + b"\n")
+
+
+# -- /healthz
+
+
+def health_verdict(status: dict[str, Any], name: str | None = None) -> tuple[int, dict[str, Any]]:
+    """(200 or 503, the JSON body) for every manager, or (404, ...) for an unknown NAME.
+
+    Every manager must be RUNNING with all its wanted workers ready, none hung, none waiting
+    for the broker, and the database reachable. A STOPPED manager (stopped on request) does
+    not fail `/healthz`, as it does not fail `mgr-supervisorctl status`; its own
+    `/healthz/NAME` is 503: it serves nothing.
+    """
+    database = status.get("database", "unknown")
+    verdicts = [manager_verdict(m, database) for m in status["managers"]]
+    if name is not None:
+        verdicts = [v for v in verdicts if v["name"] == name]
+        if not verdicts:
+            return 404, {"status": "unknown", "error": f"no manager named {name!r}"}
+        healthy = verdicts[0]["healthy"]
+    else:
+        counted = [v for v in verdicts if v["state"] != State.STOPPED.value]
+        healthy = all(v["healthy"] for v in counted) and database != "unreachable"
+    body = {"status": "ok" if healthy else "unhealthy", "database": database, "managers": verdicts}
+    return (200 if healthy else 503), body
+
+
+def manager_verdict(manager: dict[str, Any], database: str) -> dict[str, Any]:
+    """One manager's state and the reasons it is not healthy (none when it is)."""
+    state, ready, wanted = manager["state"], manager["ready"], manager["wanted"]
+    reasons = []
+    if state == State.FATAL.value:
+        reasons.append(
+            f"FATAL: gave up after failed starts (last: {manager['last_exit']}); "
+            "mgr-supervisorctl start or restart, or a reload, starts it again"
+        )
+    elif state == State.BACKOFF.value:
+        reasons.append(f"BACKOFF: waiting to start again (last: {manager['last_exit']})")
+    elif state == State.STOPPED.value:
+        reasons.append("STOPPED: stopped on request (mgr-supervisorctl stop)")
+    elif state != State.RUNNING.value:
+        reasons.append(f"{state}: {ready}/{wanted} workers ready")
+    elif ready < wanted:
+        reasons.append(f"{ready}/{wanted} workers ready")
+    for worker in manager["workers"]:
+        label = f"worker {worker['worker_id']} (pid {worker['pid']})"
+        if worker.get("problem"):
+            reasons.append(f"{label} hung: {worker['problem']}")
+        if worker.get("process_state") == "stopped":
+            reasons.append(f"{label}: process stopped (SIGSTOP)")
+        if worker.get("phase") == health.WAITING_FOR_BROKER:
+            reasons.append(f"{label}: broker down: waiting for the message broker")
+        elif worker.get("rpc") == "reconnecting":
+            reasons.append(f"{label}: broker down: RPC consumers reconnecting")
+    if database == "unreachable":
+        reasons.append("database down: service records wait for it")
+    return {
+        "name": manager["name"],
+        "state": state,
+        "healthy": not reasons,
+        "ready": ready,
+        "wanted": wanted,
+        "reasons": reasons,
+    }
+
+
+# -- /metrics
+
+
+def metrics_text(status: dict[str, Any]) -> tuple[bytes, str]:
+    """The Prometheus text format of `status`, and its content type, by prometheus_client.
+
+    A registry of its own per scrape: nothing global, nothing kept between scrapes. The
+    parent's own CPU and memory come from prometheus_client's process collector.
+    """
+    from prometheus_client import CollectorRegistry, ProcessCollector
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(status))
+    ProcessCollector(namespace=NAMESPACE, registry=registry)
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class StatusCollector:
+    """A prometheus_client collector over one status snapshot (`Arbiter.status()`)."""
+
+    def __init__(self, status: dict[str, Any]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        status = self._status
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Any:
+            return GaugeMetricFamily(f"{NAMESPACE}_{name}", doc, labels=labels)
+
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Any:
+            return CounterMetricFamily(f"{NAMESPACE}_{name}", doc, labels=labels)
+
+        yield GaugeMetricFamily(
+            f"{NAMESPACE}_uptime_seconds", "Seconds since the supervisor started.", status["uptime"]
+        )
+        reloads = status["reloads"]
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_reloads", "Reloads applied (SIGHUP, reload).", reloads["applied"]
+        )
+        yield CounterMetricFamily(
+            f"{NAMESPACE}_reloads_rejected",
+            "Reloads rejected: an invalid config, files changed meanwhile, or not applicable.",
+            reloads["rejected"],
+        )
+        if reloads["last_at"] is not None:
+            yield GaugeMetricFamily(
+                f"{NAMESPACE}_last_reload_timestamp_seconds",
+                "Unix time of the last reload, applied or rejected.",
+                reloads["last_at"],
+            )
+            yield GaugeMetricFamily(
+                f"{NAMESPACE}_last_reload_successful",
+                "1 if the last reload was applied, 0 if it was rejected.",
+                1 if reloads["last_ok"] else 0,
+            )
+        if status["database"] != "unknown":
+            yield GaugeMetricFamily(
+                f"{NAMESPACE}_database_up",
+                "1 if the service recorder's last database call succeeded, else 0.",
+                1 if status["database"] == "ok" else 0,
+            )
+        if status.get("report_age") is not None:
+            yield GaugeMetricFamily(
+                f"{NAMESPACE}_service_report_age_seconds",
+                "Seconds since the service recorder last wrote the workers' heartbeat reports.",
+                status["report_age"],
+            )
+
+        by_manager = ("manager",)
+        states = gauge("manager_state", "1 for the manager's current state.", ("manager", "state"))
+        wanted = gauge("manager_workers_wanted", "Workers the config asks for.", by_manager)
+        running = gauge("manager_workers_running", "Workers running, not stopping.", by_manager)
+        ready = gauge("manager_workers_ready", "Wanted workers that are ready.", by_manager)
+        restarts = counter("manager_restarts", "Workers started again.", by_manager)
+        failed = counter("manager_failed_starts", "Failed starts (see start_secs).", by_manager)
+        not_ready = gauge(
+            "manager_not_ready_seconds",
+            "Seconds since the manager was last RUNNING (0 while it is; since it was added "
+            "if it never was).",
+            by_manager,
+        )
+        served = counter("rpc_calls_served", "RPC calls and casts served.", by_manager)
+        rpc_failed = counter("rpc_calls_failed", "RPC calls and casts that raised.", by_manager)
+        by_worker = ("manager", "worker")
+        phase = gauge("worker_phase", "1 for the worker's current phase.", (*by_worker, "phase"))
+        rss = gauge("worker_resident_memory_bytes", "Resident memory (RSS).", by_worker)
+        heartbeat = gauge(
+            "worker_heartbeat_age_seconds", "Seconds since the worker's phase changed.", by_worker
+        )
+        uptime = gauge("worker_uptime_seconds", "Seconds since the worker was forked.", by_worker)
+        for m in status["managers"]:
+            name = m["name"]
+            for each in State:
+                states.add_metric([name, each.value], 1 if m["state"] == each.value else 0)
+            wanted.add_metric([name], m["wanted"])
+            running.add_metric([name], m["running"])
+            ready.add_metric([name], m["ready"])
+            restarts.add_metric([name], m["restarts"])
+            failed.add_metric([name], m["failed_starts"])
+            not_ready.add_metric([name], m["not_ready_for"])
+            served.add_metric([name], m["rpc_served"])
+            rpc_failed.add_metric([name], m["rpc_failed"])
+            seen: set[str] = set()
+            for w in m["workers"]:
+                worker = str(w["worker_id"])
+                if worker in seen:  # a duplicate series would fail the whole scrape
+                    continue
+                seen.add(worker)
+                phase.add_metric([name, worker, w["phase"]], 1)
+                if w["rss_mb"] is not None:
+                    rss.add_metric([name, worker], round(w["rss_mb"] * 2**20))
+                heartbeat.add_metric([name, worker], w["heartbeat_age"])
+                uptime.add_metric([name, worker], w["uptime"])
+        yield from (states, wanted, running, ready, restarts, failed, not_ready)
+        if status.get("rpc"):
+            yield from (served, rpc_failed)
+        yield from (phase, rss, heartbeat, uptime)
+
+
+# -- the server
+
+
+class _Connection:
+    """One client: what it sent so far, what is left to send it, and its deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.received = b""
+        self.reply = b""
+        self.answered = False
+
+
+class HttpServer:
+    """Answers one request per connection from the parent's selector loop."""
+
+    def __init__(self, listen: str, selector: selectors.BaseSelector, status: StatusSource) -> None:
+        self.listen = listen
+        self._selector = selector
+        self._status = status
+        self._sock = _bind(listen)
+        self._connections: dict[int, _Connection] = {}  # oldest first
+        self._paused_until: float | None = None  # accepting again then, after a failure
+        selector.register(self._sock, selectors.EVENT_READ, self._accept)
+        LOG.info("HTTP: serving /livez, /healthz, /metrics on %s", listen)
+
+    def fds(self) -> list[int]:
+        """Every descriptor the server holds, for a forked worker to close."""
+        return [self._sock.fileno(), *self._connections]
+
+    def next_deadline(self) -> float | None:
+        deadlines = [c.deadline for c in self._connections.values()]
+        if self._paused_until is not None:
+            deadlines.append(self._paused_until)
+        return min(deadlines, default=None)
+
+    def expire(self, now: float) -> None:
+        """Drop connections past their deadline (a client too slow to ask or to read); accept
+        again after a pause."""
+        if self._paused_until is not None and now >= self._paused_until:
+            self._paused_until = None
+            self._selector.register(self._sock, selectors.EVENT_READ, self._accept)
+        for conn in list(self._connections.values()):
+            if now >= conn.deadline:
+                LOG.debug("HTTP: a client took over %ss; dropped", REQUEST_TIMEOUT)
+                self._drop(conn)
+
+    def close(self) -> None:
+        for conn in list(self._connections.values()):
+            self._drop(conn)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(self._sock)
+        self._sock.close()
+
+    def _accept(self, mask: int) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, _ = self._sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and the like: still readable, so pause, not spin
+                LOG.warning(
+                    "HTTP: cannot accept a connection: %s; not accepting for %ss",
+                    exc.strerror or exc,
+                    ACCEPT_PAUSE,
+                )
+                self._selector.unregister(self._sock)
+                self._paused_until = time.monotonic() + ACCEPT_PAUSE
+                return
+            if len(self._connections) >= MAX_CONNECTIONS and not self._make_room():
+                sock.close()
+                continue
+            sock.setblocking(False)
+            conn = _Connection(sock, time.monotonic() + REQUEST_TIMEOUT)
+            self._connections[sock.fileno()] = conn
+            self._selector.register(sock, selectors.EVENT_READ, lambda m, c=conn: self._read(c))
+            self._read(conn)  # the request is often there already: answered in this pass
+
+    def _make_room(self) -> bool:
+        """Drop the oldest connection still sending its request; False if all are answered."""
+        for conn in self._connections.values():
+            if not conn.answered:
+                LOG.debug("HTTP: %d connections open; dropped the oldest", MAX_CONNECTIONS)
+                self._drop(conn)
+                return True
+        return False
+
+    def _read(self, conn: _Connection) -> None:
+        try:
+            chunk = conn.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        if not chunk:  # the client gave up
+            self._drop(conn)
+            return
+        conn.received += chunk
+        end = head_end(conn.received)
+        if end < 0:
+            if len(conn.received) > MAX_HEAD_BYTES:
+                self._answer(conn, Response(431, b'{"error": "request head too large"}\n'))
+            return
+        if end > MAX_HEAD_BYTES:
+            self._answer(conn, Response(431, b'{"error": "request head too large"}\n'))
+            return
+        try:
+            method, path = parse_request_line(conn.received[:end])
+        except BadRequest as exc:
+            self._answer(conn, Response(400, json.dumps({"error": str(exc)}).encode() + b"\n"))
+            return
+        try:
+            response = respond(method, path, self._status)
+        except Exception:  # never the loop's: supervision goes on without this answer
+            LOG.exception("HTTP: %s %s failed", method, path)
+            response = Response(500, b'{"error": "internal error, see the supervisor log"}\n')
+        self._answer(conn, response, head_only=method == "HEAD")
+
+    def _answer(self, conn: _Connection, response: Response, head_only: bool = False) -> None:
+        conn.answered = True
+        conn.reply = response.encode(head_only)
+        conn.deadline = time.monotonic() + REQUEST_TIMEOUT
+        self._selector.modify(conn.sock, selectors.EVENT_WRITE, lambda m: self._write(conn))
+        self._write(conn)
+
+    def _write(self, conn: _Connection) -> None:
+        try:
+            sent = conn.sock.send(conn.reply)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        conn.reply = conn.reply[sent:]
+        if not conn.reply:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_WR)
+            self._drop(conn)
+
+    def _drop(self, conn: _Connection) -> None:
+        self._connections.pop(conn.sock.fileno(), None)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(conn.sock)
+        conn.sock.close()
+
+
+def _bind(listen: str) -> socket.socket:
+    """A non-blocking listener on `listen`; ConfigError (exit 78) if it cannot be had."""
+    try:
+        family, address = config.http_address(listen)
+    except ValueError as exc:  # validated already; the name may resolve differently now
+        raise config.ConfigError(f"[supervisor] http_listen: {listen!r}: {exc}") from None
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise config.ConfigError(
+            f"[supervisor] http_listen: cannot listen on {listen}: {exc.strerror or exc}"
+        ) from None
+    sock.setblocking(False)
+    return sock
