@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from supervisor import serving
+
 LOG = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 64 * 1024
@@ -43,48 +45,27 @@ def peer_uid(conn: socket.socket) -> int:
     return uid
 
 
-class _Connection:
-    """One client: what it sent so far, what is left to send it, and its deadline."""
+class _Connection(serving.Connection):
+    """A control client, and the uid it runs as (SO_PEERCRED)."""
 
     def __init__(self, sock: socket.socket, deadline: float, uid: int) -> None:
-        self.sock = sock
-        self.deadline = deadline
+        super().__init__(sock, deadline)
         self.uid = uid
-        self.received = b""
-        self.reply = b""
 
 
-class ControlServer:
+class ControlServer(serving.OneShotServer):
     """Answers one request per connection from the parent's selector loop."""
 
+    what = "control socket"
+
     def __init__(self, path: str, handler: Handler, selector: selectors.BaseSelector) -> None:
+        super().__init__(listen_at(path, "control socket"), selector)
         self.path = path
         self._handler = handler
-        self._selector = selector
-        self._sock = listen_at(path, "control socket")
-        self._connections: dict[int, _Connection] = {}
         selector.register(self._sock, selectors.EVENT_READ, self._accept)
 
-    def fds(self) -> list[int]:
-        """Every descriptor the server holds, for a forked worker to close."""
-        return [self._sock.fileno(), *self._connections]
-
-    def next_deadline(self) -> float | None:
-        return min((c.deadline for c in self._connections.values()), default=None)
-
-    def expire(self, now: float) -> None:
-        """Drop connections past their deadline (a client too slow to ask or to read)."""
-        for conn in list(self._connections.values()):
-            if now >= conn.deadline:
-                LOG.debug("control socket: a client took over %ss; dropped", CLIENT_TIMEOUT)
-                self._drop(conn)
-
     def close(self) -> None:
-        for conn in list(self._connections.values()):
-            self._drop(conn)
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(self._sock)
-        self._sock.close()
+        super().close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
@@ -137,29 +118,7 @@ class ControlServer:
         return self._handler(request)
 
     def _answer(self, conn: _Connection, message: dict[str, Any]) -> None:
-        conn.reply = json.dumps(message).encode() + b"\n"
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(conn.sock)
-        self._selector.register(conn.sock, selectors.EVENT_WRITE, lambda m: self._on_writable(conn))
-        self._on_writable(conn)
-
-    def _on_writable(self, conn: _Connection) -> None:
-        try:
-            sent = conn.sock.send(conn.reply)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(conn)
-            return
-        conn.reply = conn.reply[sent:]
-        if not conn.reply:
-            self._drop(conn)
-
-    def _drop(self, conn: _Connection) -> None:
-        self._connections.pop(conn.sock.fileno(), None)
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(conn.sock)
-        conn.sock.close()
+        self._send(conn, json.dumps(message).encode() + b"\n")
 
 
 def listen_at(path: str, what: str) -> socket.socket:

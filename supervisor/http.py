@@ -16,7 +16,6 @@ at the first `/metrics`, and this module only when `[supervisor] http_listen` is
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -27,7 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from supervisor import config, health
+from supervisor import config, health, serving
 from supervisor.policy import State
 
 LOG = logging.getLogger(__name__)
@@ -305,57 +304,38 @@ class StatusCollector:
 # -- the server
 
 
-class _Connection:
-    """One client: what it sent so far, what is left to send it, and its deadline."""
+class _Connection(serving.Connection):
+    """An HTTP client, and whether it has its answer (it is no longer sending a request)."""
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self.sock = sock
-        self.deadline = deadline
-        self.received = b""
-        self.reply = b""
+        super().__init__(sock, deadline)
         self.answered = False
 
 
-class HttpServer:
+class HttpServer(serving.OneShotServer):
     """Answers one request per connection from the parent's selector loop."""
 
+    what = "HTTP"
+
     def __init__(self, listen: str, selector: selectors.BaseSelector, status: StatusSource) -> None:
+        super().__init__(_bind(listen), selector)
         self.listen = listen
-        self._selector = selector
         self._status = status
-        self._sock = _bind(listen)
-        self._connections: dict[int, _Connection] = {}  # oldest first
         self._paused_until: float | None = None  # accepting again then, after a failure
         selector.register(self._sock, selectors.EVENT_READ, self._accept)
         LOG.info("HTTP: serving /livez, /healthz, /metrics on %s", listen)
 
-    def fds(self) -> list[int]:
-        """Every descriptor the server holds, for a forked worker to close."""
-        return [self._sock.fileno(), *self._connections]
-
     def next_deadline(self) -> float | None:
-        deadlines = [c.deadline for c in self._connections.values()]
-        if self._paused_until is not None:
-            deadlines.append(self._paused_until)
-        return min(deadlines, default=None)
+        deadlines = [self._paused_until] if self._paused_until is not None else []
+        connections = super().next_deadline()
+        return min([*deadlines, *([connections] if connections is not None else [])], default=None)
 
     def expire(self, now: float) -> None:
-        """Drop connections past their deadline (a client too slow to ask or to read); accept
-        again after a pause."""
+        """Drop connections past their deadline; accept again after a pause."""
         if self._paused_until is not None and now >= self._paused_until:
             self._paused_until = None
             self._selector.register(self._sock, selectors.EVENT_READ, self._accept)
-        for conn in list(self._connections.values()):
-            if now >= conn.deadline:
-                LOG.debug("HTTP: a client took over %ss; dropped", REQUEST_TIMEOUT)
-                self._drop(conn)
-
-    def close(self) -> None:
-        for conn in list(self._connections.values()):
-            self._drop(conn)
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(self._sock)
-        self._sock.close()
+        super().expire(now)
 
     def _accept(self, mask: int) -> None:
         for _ in range(ACCEPT_BATCH):
@@ -424,30 +404,8 @@ class HttpServer:
 
     def _answer(self, conn: _Connection, response: Response, head_only: bool = False) -> None:
         conn.answered = True
-        conn.reply = response.encode(head_only)
         conn.deadline = time.monotonic() + REQUEST_TIMEOUT
-        self._selector.modify(conn.sock, selectors.EVENT_WRITE, lambda m: self._write(conn))
-        self._write(conn)
-
-    def _write(self, conn: _Connection) -> None:
-        try:
-            sent = conn.sock.send(conn.reply)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(conn)
-            return
-        conn.reply = conn.reply[sent:]
-        if not conn.reply:
-            with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_WR)
-            self._drop(conn)
-
-    def _drop(self, conn: _Connection) -> None:
-        self._connections.pop(conn.sock.fileno(), None)
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(conn.sock)
-        conn.sock.close()
+        self._send(conn, response.encode(head_only))
 
 
 def _bind(listen: str) -> socket.socket:

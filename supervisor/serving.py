@@ -1,0 +1,86 @@
+"""What the control socket and the HTTP endpoint share: a listener on the parent's selector,
+one request per connection, and a deadline for each client (docs/architecture.md, "The
+parent's loop").
+
+A reply is sent as the client's socket takes it, the rest when it is writable, and the
+connection is closed once it is sent; a client past its deadline is dropped at the loop's
+next pass. So a slow or silent client costs a descriptor for a few seconds, never a turn of
+the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+
+LOG = logging.getLogger(__name__)
+
+
+class Connection:
+    """One client: what it sent so far, what is left to send it, and its deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.received = b""
+        self.reply = b""
+
+
+class OneShotServer:
+    """A listening socket and its clients, served from the loop's selector."""
+
+    what = "server"  # for the log: "control socket", "HTTP"
+
+    def __init__(self, sock: socket.socket, selector: selectors.BaseSelector) -> None:
+        self._sock = sock
+        self._selector = selector
+        self._connections: dict[int, Connection] = {}  # oldest first
+
+    def fds(self) -> list[int]:
+        """Every descriptor the server holds, for a forked worker to close."""
+        return [self._sock.fileno(), *self._connections]
+
+    def next_deadline(self) -> float | None:
+        return min((c.deadline for c in self._connections.values()), default=None)
+
+    def expire(self, now: float) -> None:
+        """Drop connections past their deadline (a client too slow to ask or to read)."""
+        for conn in list(self._connections.values()):
+            if now >= conn.deadline:
+                LOG.debug("%s: a client missed its deadline; dropped", self.what)
+                self._drop(conn)
+
+    def close(self) -> None:
+        for conn in list(self._connections.values()):
+            self._drop(conn)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(self._sock)
+        self._sock.close()
+
+    def _send(self, conn: Connection, reply: bytes) -> None:
+        """Send `reply`, then close; what the socket does not take now waits for writable."""
+        conn.reply = reply
+        self._selector.modify(conn.sock, selectors.EVENT_WRITE, lambda m: self._on_writable(conn))
+        self._on_writable(conn)
+
+    def _on_writable(self, conn: Connection) -> None:
+        try:
+            sent = conn.sock.send(conn.reply)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        conn.reply = conn.reply[sent:]
+        if not conn.reply:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_WR)
+            self._drop(conn)
+
+    def _drop(self, conn: Connection) -> None:
+        self._connections.pop(conn.sock.fileno(), None)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(conn.sock)
+        conn.sock.close()
