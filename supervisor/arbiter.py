@@ -347,16 +347,21 @@ class Arbiter:
 
     def _warn_needs_restart(self, fresh: cfg.ConfigOpts, immutable: list[mutation.Change]) -> None:
         """Immutable options whose value changed: applied nowhere, said once, with the file."""
+        pending = []
         for group, name in immutable:
             known, running = mutation.value(self._conf, (group, name))
             new_known, new = mutation.value(fresh, (group, name))
-            if known and new_known and running == new:
-                continue  # a manager added by this reload took it
+            if not (known and new_known and running == new):  # else: an added manager took it
+                pending.append((group or "DEFAULT", name))
+        if not pending:
+            return
+        where = config.file_locator(fresh)
+        for section, name in pending:
             LOG.warning(
                 "reload: %s: [%s] %s changed, but it needs a restart of the supervisor: "
                 "not applied",
-                config.file_of(fresh, group or "DEFAULT", name),
-                group or "DEFAULT",
+                where(section, name),
+                section,
                 name,
             )
 

@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import cotyledon
@@ -311,6 +311,10 @@ class ManagerSpec:
     def section(self) -> str:
         return MANAGER_SECTION_PREFIX + self.name
 
+    def opts(self) -> list[cfg.Opt]:
+        """Every option of its section: ours, then the manager class's own."""
+        return manager_section_opts() + list(getattr(self.manager_class, "opts", []))
+
 
 class _RawConfig:
     """Which keys each section of the config files holds, and which file holds each key.
@@ -343,9 +347,10 @@ class _RawConfig:
         return keys.get(key, first)
 
 
-def file_of(conf: cfg.ConfigOpts, section: str, key: str) -> str:
-    """The config file of a parsed `conf` that sets `[section] key` (for a message)."""
-    return _RawConfig(conf).where(section, key)
+def file_locator(conf: cfg.ConfigOpts) -> Callable[[str, str], str]:
+    """`where(section, key)`: the config file of a parsed `conf` that sets the key (for a
+    message); the files are parsed once, here."""
+    return _RawConfig(conf).where
 
 
 def config_files(conf: cfg.ConfigOpts) -> list[str]:
@@ -475,7 +480,10 @@ def validate(conf: cfg.ConfigOpts) -> list[ManagerSpec]:
     _validate_database(conf, raw, check_url=False)
     _validate_transport(conf, raw)
     # After the transport: its options are known only with RPC on.
-    _warn_unknown_keys(raw, "DEFAULT", {n for n in raw.keys.get("DEFAULT", {}) if n in conf})
+    # [DEFAULT] also holds options that libraries and manager modules register on
+    # oslo.config's global `cfg.CONF`: those are known too.
+    default_keys = raw.keys.get("DEFAULT", {})
+    _warn_unknown_keys(raw, "DEFAULT", {n for n in default_keys if n in conf or n in cfg.CONF})
     _warn_unknown_keys(raw, SUPERVISOR_GROUP, set(conf[SUPERVISOR_GROUP]))
 
     socket_path = conf.supervisor.control_socket
@@ -540,15 +548,8 @@ def _validate_database(conf: cfg.ConfigOpts, raw: _RawConfig, check_url: bool) -
 
 
 def _warn_unknown_keys(raw: _RawConfig, section: str, known: set[str]) -> None:
-    """A key no option reads is most likely a typo: say so (the start goes on).
-
-    [DEFAULT] also holds the options of libraries and of manager modules that register
-    theirs on oslo.config's global `cfg.CONF`: those are known too.
-    """
-    global_default = cfg.CONF if section == "DEFAULT" else None
+    """A key no option reads is most likely a typo: say so (the start goes on)."""
     for key in sorted(set(raw.keys.get(section, {})) - known):
-        if global_default is not None and key in global_default:
-            continue
         LOG.warning(
             "%s: [%s] %s: unknown option, ignored (a typo?)", raw.keys[section][key], section, key
         )
@@ -688,7 +689,7 @@ def adopt_immutable_values(
     start is when its options take effect, so they are set here, before it forks.
     """
     for spec in added:
-        for opt in manager_section_opts() + list(getattr(spec.manager_class, "opts", [])):
+        for opt in spec.opts():
             if not opt.mutable:
                 conf.set_override(opt.dest, fresh[spec.section][opt.dest], spec.section)
 
@@ -708,9 +709,7 @@ def known_opts(specs: list[ManagerSpec]) -> dict[tuple[str | None, str], cfg.Opt
         (SUPERVISOR_GROUP, supervisor_opts + manager_common_opts()),
         *db.list_opts(),
     ]
-    for spec in specs:
-        opts = manager_section_opts() + list(getattr(spec.manager_class, "opts", []))
-        groups.append((spec.section, opts))
+    groups += [(spec.section, spec.opts()) for spec in specs]
     for group, opts in groups:
         for opt in opts:
             known[(group, opt.dest)] = opt

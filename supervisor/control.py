@@ -84,14 +84,9 @@ class ControlServer(serving.OneShotServer):
         self._selector.register(sock, selectors.EVENT_READ, lambda m: self._on_readable(conn))
 
     def _on_readable(self, conn: _Connection) -> None:
-        try:
-            chunk = conn.sock.recv(4096)
-        except (BlockingIOError, InterruptedError):
+        chunk = self._receive(conn)
+        if chunk is None:
             return
-        except OSError:
-            self._drop(conn)
-            return
-        conn.received += chunk
         if b"\n" not in conn.received and chunk and len(conn.received) <= MAX_REQUEST_BYTES:
             return
         # Refused only once its request is read: closing on unread data would reset the

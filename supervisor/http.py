@@ -326,9 +326,8 @@ class HttpServer(serving.OneShotServer):
         LOG.info("HTTP: serving /livez, /healthz, /metrics on %s", listen)
 
     def next_deadline(self) -> float | None:
-        deadlines = [self._paused_until] if self._paused_until is not None else []
-        connections = super().next_deadline()
-        return min([*deadlines, *([connections] if connections is not None else [])], default=None)
+        deadlines = (self._paused_until, super().next_deadline())
+        return min((d for d in deadlines if d is not None), default=None)
 
     def expire(self, now: float) -> None:
         """Drop connections past their deadline; accept again after a pause."""
@@ -371,17 +370,12 @@ class HttpServer(serving.OneShotServer):
         return False
 
     def _read(self, conn: _Connection) -> None:
-        try:
-            chunk = conn.sock.recv(4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(conn)
+        chunk = self._receive(conn)
+        if chunk is None:
             return
         if not chunk:  # the client gave up
             self._drop(conn)
             return
-        conn.received += chunk
         end = head_end(conn.received)
         if end < 0:
             if len(conn.received) > MAX_HEAD_BYTES:

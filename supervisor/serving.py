@@ -59,6 +59,19 @@ class OneShotServer:
             self._selector.unregister(self._sock)
         self._sock.close()
 
+    def _receive(self, conn: Connection) -> bytes | None:
+        """Add what the client sent to `conn.received`: the chunk (b"" once the client shut
+        its side), or None when there was nothing to read or the connection was dropped."""
+        try:
+            chunk = conn.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            self._drop(conn)
+            return None
+        conn.received += chunk
+        return chunk
+
     def _send(self, conn: Connection, reply: bytes) -> None:
         """Send `reply`, then close; what the socket does not take now waits for writable."""
         conn.reply = reply
