@@ -39,13 +39,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import procs, targets
+from benchmarks import procs, scenarios, targets
 from benchmarks.probe import Probe, first_by_pid, nth
 from benchmarks.run import describe_machine
 from benchmarks.targets import MgrSupervisor
@@ -249,37 +249,24 @@ def _restart(target: HttpSupervisor, probe: Probe) -> float:
     """SIGKILL a random worker: seconds until a new worker reports `ready`."""
     known = {p.pid for p in target.workers()}
     victim = random.choice(sorted(known))
-    return _timed(
+    return scenarios.timed(
         probe,
         lambda: os.kill(victim, signal.SIGKILL),
         lambda evs: nth(first_by_pid(evs, "ready", (target.pid, *known)), 1),
-        "restart",
+        OPERATION_TIMEOUT,
+        f"restart: not done within {OPERATION_TIMEOUT:.0f}s",
     )
 
 
 def _reload(target: HttpSupervisor, probe: Probe, workers: int) -> float:
     """SIGHUP with a changed mutable value: seconds until every worker reported `reset`."""
-    return _timed(
+    return scenarios.timed(
         probe,
         target.reload,
         lambda evs: nth(first_by_pid(evs, "reset", (target.pid,)), workers),
-        "reload",
+        OPERATION_TIMEOUT,
+        f"reload: not done within {OPERATION_TIMEOUT:.0f}s",
     )
-
-
-def _timed(
-    probe: Probe,
-    action: Callable[[], None],
-    until: Callable[[Sequence[Any]], float | None],
-    what: str,
-) -> float:
-    since = probe.mark()
-    started = time.monotonic()
-    action()
-    met, _ = probe.wait(since, until, OPERATION_TIMEOUT)
-    if met is None:
-        raise RuntimeError(f"{what}: not done within {OPERATION_TIMEOUT:.0f}s")
-    return met - started
 
 
 def render(results: list[dict[str, Any]], args: argparse.Namespace) -> str:

@@ -107,7 +107,7 @@ def _lifecycle(target: Target, workers: int, probe: Probe, result: Result) -> No
 
     known = set(ready)
     victim = min(ready, key=ready.__getitem__)
-    result.restart = _timed(
+    result.restart = timed(
         probe,
         lambda: _kill(victim),
         lambda events: nth(first_by_pid(events, "ready", (target.pid, *known)), 1),
@@ -125,7 +125,7 @@ def _lifecycle(target: Target, workers: int, probe: Probe, result: Result) -> No
         return nth({**resets, **fresh}, workers)
 
     try:
-        result.reload = _timed(
+        result.reload = timed(
             probe,
             target.reload,
             reloaded,
@@ -219,7 +219,7 @@ def _steady_memory(
     result.pss_steady_mib, result.uss_steady_mib = _memory(target, parent)
 
 
-def _timed(
+def timed(
     probe: Probe,
     action: Callable[[], None],
     until: Callable[[Sequence[Event]], float | None],
