@@ -10,8 +10,10 @@ a few seconds, never a turn of the loop, a signal or another client's answer. Wi
 connection open there is no timer: the idle parent stays asleep.
 
 What it answers comes from `Arbiter.status()` (the table, the beacons, the restart counts),
-read at each request; nothing is cached and nothing is secret. prometheus_client is imported
-at the first `/metrics`, and this module only when `[supervisor] http_listen` is set.
+read at each request, except that a `/metrics` render is reused for a while when rendering
+would otherwise take more than RENDER_SHARE of the loop's time (`MetricsRender`). Nothing is
+secret. prometheus_client is imported at the first `/metrics`, and this module only when
+`[supervisor] http_listen` is set.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ REQUEST_TIMEOUT = 5.0
 MAX_HEAD_BYTES = 8192
 ACCEPT_BATCH = 64  # connections taken per wake-up, so a flood cannot hold the loop
 ACCEPT_PAUSE = 1.0  # after an accept failed (out of file descriptors): not accepting this long
+RENDER_SHARE = 0.01  # at most this share of the loop's time goes to rendering /metrics
+MAX_REUSE = 1.0  # seconds: a /metrics render is never older than this
 NAMESPACE = "mgr_supervisor"
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -50,6 +54,7 @@ REASONS = {
 }
 
 StatusSource = Callable[[], dict[str, Any]]
+MetricsSource = Callable[[], tuple[bytes, str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +104,7 @@ def parse_request_line(head: bytes) -> tuple[str, str]:
     return method, unquote(target.split("?", 1)[0])
 
 
-def respond(method: str, path: str, status: StatusSource) -> Response:
+def respond(method: str, path: str, status: StatusSource, metrics: MetricsSource) -> Response:
     """The answer to one request (HEAD is answered as GET; the caller drops the body)."""
     if path not in ("/livez", "/healthz", "/metrics") and not path.startswith("/healthz/"):
         return Response(404, b'{"error": "not found: /livez, /healthz[/NAME], /metrics"}\n')
@@ -108,7 +113,7 @@ def respond(method: str, path: str, status: StatusSource) -> Response:
     if path == "/livez":  # answered by the loop, so it answers while the loop turns
         return Response(200, b"ok\n", TEXT)
     if path == "/metrics":
-        body, content_type = metrics_text(status())
+        body, content_type = metrics()
         return Response(200, body, content_type)
     name = path[len("/healthz/") :] if path.startswith("/healthz/") else None
     code, verdict = health_verdict(status(), name)
@@ -195,6 +200,34 @@ def metrics_text(status: dict[str, Any]) -> tuple[bytes, str]:
     registry.register(StatusCollector(status))
     ProcessCollector(namespace=NAMESPACE, registry=registry)
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class MetricsRender:
+    """`/metrics` rendered at most once per 1/RENDER_SHARE times the last render's cost.
+
+    A render holds the one loop for its whole length (~9 ms at 256 workers, ~1.5 ms at 32),
+    and a SIGCHLD that arrives meanwhile waits: a client scraping 20 times a second held the
+    loop a fifth of the time and slowed restarts by 6 ms (docs/benchmarks.md, "Health and
+    metrics"). So a scrape within 100 times the last render's cost of it gets the same body
+    again: ~0.9 s at 256 workers, ~0.15 s at 32, never more than MAX_REUSE. A Prometheus
+    server scraping every few seconds always gets a fresh render.
+    """
+
+    def __init__(self, status: StatusSource, clock: Callable[[], float] = time.monotonic) -> None:
+        self._status = status
+        self._clock = clock
+        self._last: tuple[bytes, str] | None = None
+        self._reuse_until = 0.0
+
+    def __call__(self) -> tuple[bytes, str]:
+        import prometheus_client.exposition  # noqa: F401  (its first import is not a render)
+
+        began = self._clock()
+        if self._last is None or began >= self._reuse_until:
+            self._last = metrics_text(self._status())
+            cost = self._clock() - began
+            self._reuse_until = began + min(cost / RENDER_SHARE, MAX_REUSE)
+        return self._last
 
 
 class StatusCollector:
@@ -321,6 +354,7 @@ class HttpServer(serving.OneShotServer):
         super().__init__(_bind(listen), selector)
         self.listen = listen
         self._status = status
+        self._metrics = MetricsRender(status)
         self._paused_until: float | None = None  # accepting again then, after a failure
         selector.register(self._sock, selectors.EVENT_READ, self._accept)
         LOG.info("HTTP: serving /livez, /healthz, /metrics on %s", listen)
@@ -390,7 +424,7 @@ class HttpServer(serving.OneShotServer):
             self._answer(conn, Response(400, json.dumps({"error": str(exc)}).encode() + b"\n"))
             return
         try:
-            response = respond(method, path, self._status)
+            response = respond(method, path, self._status, self._metrics)
         except Exception:  # never the loop's: supervision goes on without this answer
             LOG.exception("HTTP: %s %s failed", method, path)
             response = Response(500, b'{"error": "internal error, see the supervisor log"}\n')

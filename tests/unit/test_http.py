@@ -133,17 +133,45 @@ def test_routes_methods_and_unknown_paths():
     def source() -> dict[str, Any]:
         return status()
 
-    assert http.respond("GET", "/livez", source).code == 200
-    assert http.respond("GET", "/healthz", source).code == 200
-    assert http.respond("GET", "/healthz/alpha", source).code == 200
-    assert http.respond("GET", "/healthz/nope", source).code == 404
-    assert http.respond("GET", "/nope", source).code == 404
-    refused = http.respond("POST", "/metrics", source)
+    metrics = http.MetricsRender(source)
+    assert http.respond("GET", "/livez", source, metrics).code == 200
+    assert http.respond("GET", "/healthz", source, metrics).code == 200
+    assert http.respond("GET", "/healthz/alpha", source, metrics).code == 200
+    assert http.respond("GET", "/healthz/nope", source, metrics).code == 404
+    assert http.respond("GET", "/nope", source, metrics).code == 404
+    refused = http.respond("POST", "/metrics", source, metrics)
     assert (refused.code, refused.allow) == (405, "GET, HEAD")
-    answer = http.respond("HEAD", "/healthz", source)
+    answer = http.respond("HEAD", "/healthz", source, metrics)
     head = answer.encode(head_only=True)
     assert head.endswith(b"\r\n\r\n") and b"Content-Length: %d" % len(answer.body) in head
     assert b"Connection: close" in head
+
+
+def test_a_metrics_render_is_reused_for_a_hundred_times_its_cost_at_most_a_second():
+    now = [100.0]
+    cost = [0.004]
+    renders = []
+
+    def source() -> dict[str, Any]:
+        renders.append(now[0])
+        now[0] += cost[0]  # what the render costs the loop
+        return status(manager("alpha"), uptime=float(len(renders)))
+
+    metrics = http.MetricsRender(source, clock=lambda: now[0])
+
+    def scrape_at(moment: float) -> bytes:
+        now[0] = moment
+        return metrics()[0]
+
+    first = scrape_at(100.0)
+    assert scrape_at(100.3) == first and len(renders) == 1  # within 100 x 4 ms
+    second = scrape_at(100.41)
+    assert second != first and len(renders) == 2
+    cost[0] = 0.05  # a slow render: reused for MAX_REUSE, not 5 s
+    scrape_at(101.0)
+    assert scrape_at(101.9) and len(renders) == 3
+    scrape_at(102.1)
+    assert len(renders) == 4
 
 
 # -- /healthz
