@@ -145,7 +145,7 @@ class Arbiter:
             from supervisor import http  # only with the endpoint on: nothing of it otherwise
 
             self._http = http.HttpServer(
-                self._conf.supervisor.http_listen, self._selector, self.status
+                self._conf.supervisor.http_listen, self._selector, self.status, self._parent_fds
             )
         self._control = control.ControlServer(
             self._conf.supervisor.control_socket, self._on_control, self._selector
@@ -442,6 +442,8 @@ class Arbiter:
             _, wait_status = os.waitpid(record.pid, 0)
             self._on_worker_exit(record, wait_status, now)
         ours = set(self._table.workers)
+        if self._http is not None:
+            ours |= self._http.reap()
         if self._recorder is not None and self._recorder.pid is not None:
             self._reap_recorder(self._recorder, now)
             ours.add(self._recorder.pid or 0)

@@ -10,25 +10,30 @@ a few seconds, never a turn of the loop, a signal or another client's answer. Wi
 connection open there is no timer: the idle parent stays asleep.
 
 What it answers comes from `Arbiter.status()` (the table, the beacons, the restart counts),
-read at each request, except that a `/metrics` render is reused for a while when rendering
-would otherwise take more than RENDER_SHARE of the loop's time (`MetricsRender`). Nothing is
-secret. prometheus_client is imported at the first `/metrics`, and this module only when
+read at each request. `/metrics` is rendered in a short-lived child of the parent and reused
+for a while (`MetricsRenderer`): the loop never renders. Nothing is secret.
+prometheus_client is imported at the first `/metrics`, and this module only when
 `[supervisor] http_listen` is set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import json
 import logging
+import os
 import selectors
+import signal
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from supervisor import config, health, serving
+from supervisor import config, health, process, serving
 from supervisor.policy import State
 
 LOG = logging.getLogger(__name__)
@@ -38,8 +43,9 @@ REQUEST_TIMEOUT = 5.0
 MAX_HEAD_BYTES = 8192
 ACCEPT_BATCH = 64  # connections taken per wake-up, so a flood cannot hold the loop
 ACCEPT_PAUSE = 1.0  # after an accept failed (out of file descriptors): not accepting this long
-RENDER_SHARE = 0.01  # at most this share of the loop's time goes to rendering /metrics
+RENDER_SHARE = 0.01  # at most this share of a core goes to rendering /metrics
 MAX_REUSE = 1.0  # seconds: a /metrics render is never older than this
+RENDER_HEADER = struct.Struct("!dQ")  # from the renderer: its cost (seconds), the body's length
 NAMESPACE = "mgr_supervisor"
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -54,7 +60,6 @@ REASONS = {
 }
 
 StatusSource = Callable[[], dict[str, Any]]
-MetricsSource = Callable[[], tuple[bytes, str]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +109,9 @@ def parse_request_line(head: bytes) -> tuple[str, str]:
     return method, unquote(target.split("?", 1)[0])
 
 
-def respond(method: str, path: str, status: StatusSource, metrics: MetricsSource) -> Response:
-    """The answer to one request (HEAD is answered as GET; the caller drops the body)."""
+def respond(method: str, path: str, status: StatusSource) -> Response | None:
+    """The answer to one request (HEAD is answered as GET; the caller drops the body), or
+    None for `/metrics`, which `MetricsRenderer` renders apart."""
     if path not in ("/livez", "/healthz", "/metrics") and not path.startswith("/healthz/"):
         return Response(404, b'{"error": "not found: /livez, /healthz[/NAME], /metrics"}\n')
     if method not in ("GET", "HEAD"):
@@ -113,8 +119,7 @@ def respond(method: str, path: str, status: StatusSource, metrics: MetricsSource
     if path == "/livez":  # answered by the loop, so it answers while the loop turns
         return Response(200, b"ok\n", TEXT)
     if path == "/metrics":
-        body, content_type = metrics()
-        return Response(200, body, content_type)
+        return None
     name = path[len("/healthz/") :] if path.startswith("/healthz/") else None
     code, verdict = health_verdict(status(), name)
     return Response(code, json.dumps(verdict, indent=1).encode() + b"\n")
@@ -187,47 +192,192 @@ def manager_verdict(manager: dict[str, Any], database: str) -> dict[str, Any]:
 # -- /metrics
 
 
-def metrics_text(status: dict[str, Any]) -> tuple[bytes, str]:
-    """The Prometheus text format of `status`, and its content type, by prometheus_client.
+def metrics_text(status: dict[str, Any], pid: int | None = None) -> bytes:
+    """The Prometheus text format of `status`, by prometheus_client.
 
     A registry of its own per scrape: nothing global, nothing kept between scrapes. The
-    parent's own CPU and memory come from prometheus_client's process collector.
+    process collector reports `pid` (default: this process): the parent's own CPU and
+    memory, when a renderer child renders for it.
     """
     from prometheus_client import CollectorRegistry, ProcessCollector
-    from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+    from prometheus_client.exposition import generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatusCollector(status))
-    ProcessCollector(namespace=NAMESPACE, registry=registry)
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    ProcessCollector(namespace=NAMESPACE, pid=lambda: pid or os.getpid(), registry=registry)
+    return generate_latest(registry)
 
 
-class MetricsRender:
-    """`/metrics` rendered at most once per 1/RENDER_SHARE times the last render's cost.
+def metrics_content_type() -> str:
+    """The text format's content type (this imports prometheus_client)."""
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-    A render holds the one loop for its whole length (~9 ms at 256 workers, ~1.5 ms at 32),
-    and a SIGCHLD that arrives meanwhile waits: a client scraping 20 times a second held the
-    loop a fifth of the time and slowed restarts by 6 ms (docs/benchmarks.md, "Health and
-    metrics"). So a scrape within 100 times the last render's cost of it gets the same body
-    again: ~0.9 s at 256 workers, ~0.15 s at 32, never more than MAX_REUSE. A Prometheus
-    server scraping every few seconds always gets a fresh render.
+    return CONTENT_TYPE_LATEST
+
+
+class MetricsRenderer:
+    """`/metrics` rendered in a short-lived child of the parent, one at a time, and reused.
+
+    Why a child: a render of 256 workers costs 10-25 ms of CPU (prometheus_client formats
+    each of ~1,050 samples), and in the parent it held the one loop that long: a SIGCHLD or
+    a SIGHUP waited, and restarts were slower while scraped (docs/benchmarks.md, "Health
+    and metrics"). A fork of the parent has the table and the beacons as they are: it
+    renders, writes the body to a pipe and exits. The parent forks (~1 ms), reads the pipe
+    from its loop and reaps the child, which lives at most REQUEST_TIMEOUT.
+
+    Why reuse: a client scraping 20 times a second would keep a core busy rendering. A
+    scrape that comes within 1/RENDER_SHARE times the last render's cost of it (at most
+    MAX_REUSE) gets that body again; scrapes that come while a render runs wait for it. A
+    Prometheus server scraping every few seconds always gets a fresh render.
     """
 
-    def __init__(self, status: StatusSource, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        status: StatusSource,
+        selector: selectors.BaseSelector,
+        parent_fds: Callable[[], list[int]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._status = status
+        self._selector = selector
+        self._parent_fds = parent_fds
         self._clock = clock
-        self._last: tuple[bytes, str] | None = None
+        self.content_type = ""  # known once prometheus_client is imported, at the first render
+        self._last: bytes | None = None
         self._reuse_until = 0.0
+        self.pids: set[int] = set()  # renderers not reaped yet
+        self._pipe = -1  # from the renderer at work, if any
+        self._received = bytearray()
+        self._began = 0.0
+        self._waiting: list[Callable[[bytes | None], None]] = []
 
-    def __call__(self) -> tuple[bytes, str]:
-        import prometheus_client.exposition  # noqa: F401  (its first import is not a render)
+    def fresh(self) -> bytes | None:
+        """The last render, while it may be reused."""
+        return self._last if self._clock() < self._reuse_until else None
 
-        began = self._clock()
-        if self._last is None or began >= self._reuse_until:
-            self._last = metrics_text(self._status())
+    def render(self, on_done: Callable[[bytes | None], None]) -> None:
+        """`on_done(body)` once a render is done (None if it failed), from the loop."""
+        self._waiting.append(on_done)
+        if self._pipe < 0:
+            self._start()
+
+    def fds(self) -> list[int]:
+        return [self._pipe] if self._pipe >= 0 else []
+
+    def next_deadline(self) -> float | None:
+        return self._began + REQUEST_TIMEOUT if self._pipe >= 0 else None
+
+    def expire(self, now: float) -> None:
+        if self._pipe >= 0 and now >= self._began + REQUEST_TIMEOUT:
+            LOG.warning("HTTP: /metrics not rendered within %ss; renderer killed", REQUEST_TIMEOUT)
+            self._finish(None)
+
+    def reap(self) -> None:
+        """Wait for the renderers that exited."""
+        for pid in list(self.pids):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.pids.discard(pid)
+
+    def close(self) -> None:
+        """Stop a render under way (whoever waits for it gets None) and reap every renderer."""
+        self._finish(None)
+        for pid in self.pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.pids.clear()
+
+    def _start(self) -> None:
+        self.content_type = metrics_content_type()  # imported in the parent: once, not per child
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        self._began = began = self._clock()
+        # Blocked in the child for its whole short life: no signal of the parent's (whose
+        # handlers write to the parent's wake-up pipe) is ever handled there.
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+            os.close(read_fd)
+            os.close(write_fd)
+            LOG.warning("HTTP: cannot fork to render /metrics (%s): rendered in the loop", exc)
+            body = metrics_text(self._status())
+            self._store(body, self._clock() - began)
+            self._answer_waiting(body)
+            return
+        if pid == 0:
+            self._run_child(write_fd, began)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        self.pids.add(pid)
+        self._pipe = read_fd
+        self._received.clear()
+        self._selector.register(read_fd, selectors.EVENT_READ, self._on_readable)
+
+    def _run_child(self, write_fd: int, began: float) -> None:
+        """The renderer's whole life: render, write the body, exit (no finalization)."""
+        status = 1
+        try:
+            gc.disable()  # it lives ~20 ms: no collection need walk the parent's heap
+            signal.set_wakeup_fd(-1)
+            parent = os.getppid()
+            for fd in self._parent_fds():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            process.die_with_parent(parent, signal.SIGKILL)
+            body = metrics_text(self._status(), pid=parent)
             cost = self._clock() - began
-            self._reuse_until = began + min(cost / RENDER_SHARE, MAX_REUSE)
-        return self._last
+            with os.fdopen(write_fd, "wb") as pipe:
+                pipe.write(RENDER_HEADER.pack(cost, len(body)) + body)
+            status = 0
+        except BaseException:
+            LOG.exception("HTTP: rendering /metrics failed")
+        finally:
+            os._exit(status)
+
+    def _on_readable(self, mask: int) -> None:
+        while True:
+            try:
+                chunk = os.read(self._pipe, 1 << 16)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not chunk:
+                break
+            self._received += chunk
+        header = RENDER_HEADER.size
+        body: bytes | None = None
+        if len(self._received) >= header:
+            cost, length = RENDER_HEADER.unpack_from(self._received)
+            if len(self._received) == header + length:
+                body = bytes(self._received[header:])
+                self._store(body, cost)
+        if body is None:
+            LOG.warning("HTTP: the /metrics renderer ended without a whole answer")
+        self._finish(body)
+
+    def _store(self, body: bytes, cost: float) -> None:
+        self._last = body
+        self._reuse_until = self._began + min(cost / RENDER_SHARE, MAX_REUSE)
+
+    def _finish(self, body: bytes | None) -> None:
+        """The render is over: close the pipe, kill a renderer still running, answer."""
+        if self._pipe >= 0:
+            self._selector.unregister(self._pipe)
+            os.close(self._pipe)
+            self._pipe = -1
+            if body is None:
+                for pid in self.pids:
+                    process.signal_pid(pid, signal.SIGKILL)
+        self._answer_waiting(body)
+
+    def _answer_waiting(self, body: bytes | None) -> None:
+        waiting, self._waiting = self._waiting, []
+        for on_done in waiting:
+            on_done(body)
 
 
 class StatusCollector:
@@ -350,25 +500,46 @@ class HttpServer(serving.OneShotServer):
 
     what = "HTTP"
 
-    def __init__(self, listen: str, selector: selectors.BaseSelector, status: StatusSource) -> None:
+    def __init__(
+        self,
+        listen: str,
+        selector: selectors.BaseSelector,
+        status: StatusSource,
+        parent_fds: Callable[[], list[int]],
+    ) -> None:
+        """`parent_fds`: what a renderer child closes first (as every child of the parent)."""
         super().__init__(_bind(listen), selector)
         self.listen = listen
         self._status = status
-        self._metrics = MetricsRender(status)
+        self._metrics = MetricsRenderer(status, selector, parent_fds)
         self._paused_until: float | None = None  # accepting again then, after a failure
         selector.register(self._sock, selectors.EVENT_READ, self._accept)
         LOG.info("HTTP: serving /livez, /healthz, /metrics on %s", listen)
 
+    def fds(self) -> list[int]:
+        return super().fds() + self._metrics.fds()
+
     def next_deadline(self) -> float | None:
-        deadlines = (self._paused_until, super().next_deadline())
+        deadlines = (self._paused_until, super().next_deadline(), self._metrics.next_deadline())
         return min((d for d in deadlines if d is not None), default=None)
 
     def expire(self, now: float) -> None:
-        """Drop connections past their deadline; accept again after a pause."""
+        """Drop connections past their deadline; accept again after a pause; kill a renderer
+        past its deadline."""
         if self._paused_until is not None and now >= self._paused_until:
             self._paused_until = None
             self._selector.register(self._sock, selectors.EVENT_READ, self._accept)
+        self._metrics.expire(now)
         super().expire(now)
+
+    def reap(self) -> set[int]:
+        """Reap the renderers that exited; the pids of those still running."""
+        self._metrics.reap()
+        return self._metrics.pids
+
+    def close(self) -> None:
+        super().close()
+        self._metrics.close()
 
     def _accept(self, mask: int) -> None:
         for _ in range(ACCEPT_BATCH):
@@ -410,6 +581,8 @@ class HttpServer(serving.OneShotServer):
         if not chunk:  # the client gave up
             self._drop(conn)
             return
+        if conn.answered:  # more after its request, while it waits for /metrics: ignored
+            return
         end = head_end(conn.received)
         if end < 0:
             if len(conn.received) > MAX_HEAD_BYTES:
@@ -423,12 +596,36 @@ class HttpServer(serving.OneShotServer):
         except BadRequest as exc:
             self._answer(conn, Response(400, json.dumps({"error": str(exc)}).encode() + b"\n"))
             return
+        head_only = method == "HEAD"
         try:
-            response = respond(method, path, self._status, self._metrics)
+            response = respond(method, path, self._status)
+            if response is None:
+                self._serve_metrics(conn, head_only)
+                return
         except Exception:  # never the loop's: supervision goes on without this answer
             LOG.exception("HTTP: %s %s failed", method, path)
             response = Response(500, b'{"error": "internal error, see the supervisor log"}\n')
-        self._answer(conn, response, head_only=method == "HEAD")
+        self._answer(conn, response, head_only)
+
+    def _serve_metrics(self, conn: _Connection, head_only: bool) -> None:
+        """The last render while it may be reused; else the next one, once it is done."""
+        body = self._metrics.fresh()
+        if body is not None:
+            self._answer(conn, Response(200, body, self._metrics.content_type), head_only)
+            return
+        conn.answered = True  # its request is in: no longer one to push out for room
+        conn.deadline = time.monotonic() + REQUEST_TIMEOUT
+
+        def on_done(body: bytes | None) -> None:
+            if self._connections.get(conn.sock.fileno()) is not conn:
+                return  # dropped meanwhile (its deadline, a stop)
+            if body is None:
+                error = b'{"error": "/metrics could not be rendered, see the supervisor log"}\n'
+                self._answer(conn, Response(503, error), head_only)
+            else:
+                self._answer(conn, Response(200, body, self._metrics.content_type), head_only)
+
+        self._metrics.render(on_done)
 
     def _answer(self, conn: _Connection, response: Response, head_only: bool = False) -> None:
         conn.answered = True

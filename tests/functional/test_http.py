@@ -121,6 +121,29 @@ def test_the_endpoints_of_a_running_supervisor(supervisor):
     assert found["mgr_supervisor_process_resident_memory_bytes"][()] > 2**20
 
 
+def test_metrics_are_rendered_by_children_the_parent_reaps(supervisor):
+    port = free_port()
+    start(supervisor, {"alpha": FAST}, port)
+    parent = psutil.Process(supervisor.pid)
+    found = scrape(port)
+    # Rendered by a child, but the process figures are the parent's own.
+    started = found["mgr_supervisor_process_start_time_seconds"][()]
+    assert started == pytest.approx(parent.create_time(), abs=1)
+    assert found["mgr_supervisor_process_resident_memory_bytes"][()] == pytest.approx(
+        parent.memory_info().rss, rel=0.5
+    )
+    for _ in range(3):  # more than MAX_REUSE apart: a renderer each time
+        time.sleep(endpoint.MAX_REUSE + 0.1)
+        assert get(port, "/metrics", method="HEAD")[0] == 200
+
+    def only_the_worker_and_the_recorder() -> bool:
+        children = parent.children()
+        return len(children) == 2 and psutil.STATUS_ZOMBIE not in {c.status() for c in children}
+
+    supervisor.wait_for(only_the_worker_and_the_recorder, what="every renderer reaped")
+    assert "orphan" not in supervisor.log() and "Traceback" not in supervisor.log()
+
+
 def test_healthz_names_a_fatal_and_a_starting_manager(supervisor):
     port = free_port()
     managers = {

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import selectors
 import socket
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -133,45 +135,85 @@ def test_routes_methods_and_unknown_paths():
     def source() -> dict[str, Any]:
         return status()
 
-    metrics = http.MetricsRender(source)
-    assert http.respond("GET", "/livez", source, metrics).code == 200
-    assert http.respond("GET", "/healthz", source, metrics).code == 200
-    assert http.respond("GET", "/healthz/alpha", source, metrics).code == 200
-    assert http.respond("GET", "/healthz/nope", source, metrics).code == 404
-    assert http.respond("GET", "/nope", source, metrics).code == 404
-    refused = http.respond("POST", "/metrics", source, metrics)
+    assert http.respond("GET", "/livez", source).code == 200
+    assert http.respond("GET", "/healthz", source).code == 200
+    assert http.respond("GET", "/healthz/alpha", source).code == 200
+    assert http.respond("GET", "/healthz/nope", source).code == 404
+    assert http.respond("GET", "/nope", source).code == 404
+    assert http.respond("GET", "/metrics", source) is None  # rendered apart
+    refused = http.respond("POST", "/metrics", source)
     assert (refused.code, refused.allow) == (405, "GET, HEAD")
-    answer = http.respond("HEAD", "/healthz", source, metrics)
+    answer = http.respond("HEAD", "/healthz", source)
     head = answer.encode(head_only=True)
     assert head.endswith(b"\r\n\r\n") and b"Content-Length: %d" % len(answer.body) in head
     assert b"Connection: close" in head
 
 
-def test_a_metrics_render_is_reused_for_a_hundred_times_its_cost_at_most_a_second():
-    now = [100.0]
-    cost = [0.004]
-    renders = []
+class Scraper:
+    """Drives a MetricsRenderer as the parent's loop does, on a fake clock."""
 
-    def source() -> dict[str, Any]:
-        renders.append(now[0])
-        now[0] += cost[0]  # what the render costs the loop
-        return status(manager("alpha"), uptime=float(len(renders)))
+    def __init__(self, tmp_path: Path, cost: float = 0.004, fail: bool = False) -> None:
+        self.now = 100.0
+        self.cost = cost
+        self.log = tmp_path / "renders"
+        self.selector = selectors.DefaultSelector()
 
-    metrics = http.MetricsRender(source, clock=lambda: now[0])
+        def source() -> dict[str, Any]:
+            with self.log.open("a") as f:  # runs in the renderer child
+                f.write(f"{os.getpid()}\n")
+            if fail:
+                raise RuntimeError("no status")
+            self.now += self.cost  # what the render costs
+            return status(manager("alpha"), uptime=self.now)
 
-    def scrape_at(moment: float) -> bytes:
-        now[0] = moment
-        return metrics()[0]
+        self.renderer = http.MetricsRenderer(source, self.selector, list, clock=lambda: self.now)
 
-    first = scrape_at(100.0)
-    assert scrape_at(100.3) == first and len(renders) == 1  # within 100 x 4 ms
-    second = scrape_at(100.41)
-    assert second != first and len(renders) == 2
-    cost[0] = 0.05  # a slow render: reused for MAX_REUSE, not 5 s
-    scrape_at(101.0)
-    assert scrape_at(101.9) and len(renders) == 3
-    scrape_at(102.1)
-    assert len(renders) == 4
+    def at(self, moment: float) -> bytes | None:
+        self.now = moment
+        body = self.renderer.fresh()
+        if body is not None:
+            return body
+        done: list[bytes | None] = []
+        self.renderer.render(done.append)
+        deadline = time.monotonic() + 10
+        while not done and time.monotonic() < deadline:
+            for key, mask in self.selector.select(1):
+                key.data(mask)
+        assert done, "no render within 10 s"
+        return done[0]
+
+    def renderers(self) -> list[int]:
+        return [int(line) for line in self.log.read_text().split()]
+
+
+def test_metrics_are_rendered_in_a_child_and_reused_for_a_hundred_times_their_cost(tmp_path):
+    scraper = Scraper(tmp_path)
+    first = scraper.at(100.0)
+    assert first is not None and b"mgr_supervisor_worker_uptime_seconds{" in first
+    assert scraper.at(100.3) == first  # within 100 x 4 ms: the same body
+    second = scraper.at(100.41)
+    assert second is not None and second != first
+    scraper.cost = 0.05  # a slow render: reused for MAX_REUSE, not 5 s
+    scraper.at(101.0)
+    scraper.at(101.9)
+    scraper.at(102.1)
+    pids = scraper.renderers()
+    assert len(pids) == 4 and os.getpid() not in pids and len(set(pids)) == 4
+    scraper.renderer.close()
+    for pid in pids:  # every renderer reaped: none left a zombie
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    assert not scraper.renderer.pids
+    assert scraper.renderer.content_type.startswith("text/plain; version=")
+
+
+def test_a_render_that_fails_answers_none_and_the_next_scrape_tries_again(tmp_path, caplog):
+    scraper = Scraper(tmp_path, fail=True)
+    assert scraper.at(100.0) is None
+    assert scraper.at(100.001) is None
+    assert len(scraper.renderers()) == 2
+    scraper.renderer.close()
+    assert "the /metrics renderer ended without a whole answer" in caplog.text
 
 
 # -- /healthz
@@ -252,9 +294,8 @@ def samples(family: Any) -> dict[tuple[tuple[str, str], ...], float]:
 def test_metrics_per_manager_and_worker():
     fatal = manager("beta", count=0, state="FATAL", ready=0, running=0, wanted=1)
     fatal.update(restarts=5, failed_starts=6, not_ready_for=42.0)
-    text, content_type = http.metrics_text(status(manager("alpha"), fatal))
-    assert content_type.startswith("text/plain")
-    found = families(text)
+    found = families(http.metrics_text(status(manager("alpha"), fatal)))
+    assert http.metrics_content_type().startswith("text/plain")
     states = samples(found["mgr_supervisor_manager_state"])
     assert states[(("manager", "alpha"), ("state", "RUNNING"))] == 1
     assert states[(("manager", "beta"), ("state", "FATAL"))] == 1
@@ -286,7 +327,7 @@ def test_metrics_per_manager_and_worker():
 def test_metrics_of_reloads_and_rpc():
     reloads = {"applied": 3, "rejected": 1, "last_at": 1_700_000_000.0, "last_ok": False}
     served = manager("alpha", rpc_served=10, rpc_failed=2)
-    found = families(http.metrics_text(status(served, rpc=True, reloads=reloads))[0])
+    found = families(http.metrics_text(status(served, rpc=True, reloads=reloads)))
     assert samples(found["mgr_supervisor_reloads"]) == {(): 3}
     assert samples(found["mgr_supervisor_reloads_rejected"]) == {(): 1}
     assert samples(found["mgr_supervisor_last_reload_timestamp_seconds"]) == {(): 1.7e9}
@@ -296,11 +337,11 @@ def test_metrics_of_reloads_and_rpc():
 
 
 def test_every_metric_is_in_the_namespace_with_a_unit_where_it_has_one():
-    found = families(http.metrics_text(status(rpc=True))[0])
+    found = families(http.metrics_text(status(rpc=True)))
     assert all(name.startswith("mgr_supervisor_") for name in found)
     counters = {name for name, f in found.items() if f.type == "counter"}
     assert "mgr_supervisor_manager_restarts" in counters  # exposed as ..._total
-    assert b"mgr_supervisor_manager_restarts_total{" in http.metrics_text(status())[0]
+    assert b"mgr_supervisor_manager_restarts_total{" in http.metrics_text(status())
 
 
 # -- the table's counters
@@ -347,7 +388,7 @@ def server():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    served = http.HttpServer(f"127.0.0.1:{port}", selector, status)
+    served = http.HttpServer(f"127.0.0.1:{port}", selector, status, list)
     served.port = port  # type: ignore[attr-defined]
     served.pump = lambda: _pump(selector)  # type: ignore[attr-defined]
     yield served
