@@ -222,8 +222,9 @@ class MetricsRenderer:
     each of ~1,050 samples), and in the parent it held the one loop that long: a SIGCHLD or
     a SIGHUP waited, and restarts were slower while scraped (docs/benchmarks.md, "Health
     and metrics"). A fork of the parent has the table and the beacons as they are: it
-    renders, writes the body to a pipe and exits. The parent forks (~1 ms), reads the pipe
-    from its loop and reaps the child, which lives at most REQUEST_TIMEOUT.
+    renders, writes the body to a pipe and exits. The parent forks, reads the pipe from its
+    loop and reaps the child, which lives at most REQUEST_TIMEOUT: ~8 ms of the parent's CPU
+    at 256 workers, never more than ~5 ms in one pass.
 
     Why reuse: a client scraping 20 times a second would keep a core busy rendering. A
     scrape that comes within 1/RENDER_SHARE times the last render's cost of it (at most
@@ -304,8 +305,12 @@ class MetricsRenderer:
             os.close(read_fd)
             os.close(write_fd)
             LOG.warning("HTTP: cannot fork to render /metrics (%s): rendered in the loop", exc)
-            body = metrics_text(self._status())
-            self._store(body, self._clock() - began)
+            body: bytes | None = None
+            try:
+                body = metrics_text(self._status())
+                self._store(body, self._clock() - began)
+            except Exception:  # answered 503, as a renderer's failure is
+                LOG.exception("HTTP: rendering /metrics failed")
             self._answer_waiting(body)
             return
         if pid == 0:

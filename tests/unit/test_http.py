@@ -207,6 +207,18 @@ def test_metrics_are_rendered_in_a_child_and_reused_for_a_hundred_times_their_co
     assert scraper.renderer.content_type.startswith("text/plain; version=")
 
 
+def test_when_fork_fails_the_loop_renders_itself(tmp_path, monkeypatch, caplog):
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(http.os, "fork", no_fork)
+    scraper = Scraper(tmp_path)
+    body = scraper.at(100.0)
+    assert body is not None and b"mgr_supervisor_worker_phase{" in body
+    assert scraper.renderers() == [os.getpid()] and not scraper.renderer.pids
+    assert "cannot fork to render /metrics" in caplog.text
+
+
 def test_a_render_that_fails_answers_none_and_the_next_scrape_tries_again(tmp_path, caplog):
     scraper = Scraper(tmp_path, fail=True)
     assert scraper.at(100.0) is None
