@@ -658,11 +658,9 @@ class Arbiter:
     def _spawn(self, tracked: ManagerRecord, worker_id: int, now: float) -> None:
         """Fork one worker; forwarded signals stay blocked until its handlers exist."""
         beacon = health.Beacon()
-        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, worker.FORWARDED_SIGNALS)
         try:
-            pid = os.fork()
+            pid = process.fork_blocking(worker.FORWARDED_SIGNALS)
         except OSError as exc:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             beacon.close()
             LOG.error("%s worker(%d): fork failed: %s", tracked.spec.name, worker_id, exc)
             tracked.record_exit(now, failed_start=True)
@@ -681,7 +679,6 @@ class Arbiter:
                 )
             finally:
                 os._exit(1)
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         if worker_id in tracked.started_ids:
             tracked.restarts += 1
         tracked.started_ids.add(worker_id)

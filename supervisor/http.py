@@ -295,13 +295,9 @@ class MetricsRenderer:
         self.content_type = metrics_content_type()  # imported in the parent: once, not per child
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         self._began = began = self._clock()
-        # Blocked in the child for its whole short life: no signal of the parent's (whose
-        # handlers write to the parent's wake-up pipe) is ever handled there.
-        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            pid = os.fork()
+        try:  # every signal blocked in the child for its whole short life
+            pid = process.fork_blocking(signal.valid_signals())
         except OSError as exc:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             os.close(read_fd)
             os.close(write_fd)
             LOG.warning("HTTP: cannot fork to render /metrics (%s): rendered in the loop", exc)
@@ -315,7 +311,6 @@ class MetricsRenderer:
             return
         if pid == 0:
             self._run_child(write_fd, began)
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         self.pids.add(pid)

@@ -52,6 +52,21 @@ def freeze_inherited_heap() -> None:
     gc.freeze()
 
 
+def fork_blocking(signals: Iterable[int]) -> int:
+    """`os.fork()` with `signals` blocked: still blocked in the child, which unblocks them
+    once its own handlers exist (the parent's would write to the parent's wake-up pipe);
+    as they were in the parent once it returns, or raises OSError."""
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        pid = os.fork()
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+    return pid
+
+
 def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
     """Get `sig` as soon as the parent dies.
 

@@ -383,14 +383,10 @@ class RecorderProcess:
 
     def start(self, parent_pid: int, parent_fds: list[int]) -> None:
         """Fork the recorder; blocked signals stay blocked until its handlers exist."""
-        previous_mask = signal.pthread_sigmask(
-            signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
-        )
         refusal_r, refusal_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         try:
-            pid = os.fork()
+            pid = process.fork_blocking({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
         except OSError as exc:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
             os.close(refusal_r)
             os.close(refusal_w)
             LOG.error("recorder: fork failed: %s", exc)
@@ -405,7 +401,6 @@ class RecorderProcess:
             finally:
                 os._exit(1)
         os.close(refusal_w)
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         self._refusal_r = refusal_r
         self.pid = pid
         self.started_at = time.monotonic()

@@ -1,10 +1,13 @@
-"""Process helpers that need no supervisor: finding children and reaping only orphans."""
+"""Process helpers that need no supervisor: finding children, reaping only orphans, forking
+with signals blocked."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 
+from supervisor import process
 from supervisor.process import children, reap_orphans
 
 
@@ -35,3 +38,18 @@ def test_reap_orphans_never_takes_a_worker():
     os.waitid(os.P_PID, worker.pid, os.WEXITED | os.WNOWAIT)
     assert reap_orphans(os.getsid(0), {worker.pid}) == []
     assert worker.wait(timeout=5) == 7
+
+
+def test_fork_blocking_blocks_in_the_child_only():
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    read_fd, write_fd = os.pipe()
+    pid = process.fork_blocking({signal.SIGHUP, signal.SIGUSR2})
+    if pid == 0:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+        os.write(write_fd, b"1" if {signal.SIGHUP, signal.SIGUSR2} <= blocked else b"0")
+        os._exit(0)
+    os.close(write_fd)
+    assert os.read(read_fd, 1) == b"1"
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == before
