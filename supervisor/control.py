@@ -62,7 +62,6 @@ class ControlServer(serving.OneShotServer):
         super().__init__(listen_at(path, "control socket"), selector)
         self.path = path
         self._handler = handler
-        selector.register(self._sock, selectors.EVENT_READ, self._accept)
 
     def close(self) -> None:
         super().close()
@@ -70,15 +69,13 @@ class ControlServer(serving.OneShotServer):
             os.unlink(self.path)
 
     def _accept(self, mask: int) -> None:
-        try:
-            sock, _ = self._sock.accept()
-        except (BlockingIOError, InterruptedError):
+        sock = self._take_connection()
+        if sock is None:
             return
         if len(self._connections) >= MAX_CONNECTIONS:
             LOG.debug("control socket: %d connections open; refused one", MAX_CONNECTIONS)
             sock.close()
             return
-        sock.setblocking(False)
         conn = _Connection(sock, time.monotonic() + CLIENT_TIMEOUT, peer_uid(sock))
         self._connections[sock.fileno()] = conn
         self._selector.register(sock, selectors.EVENT_READ, lambda m: self._on_readable(conn))

@@ -42,7 +42,6 @@ MAX_CONNECTIONS = 64
 REQUEST_TIMEOUT = 5.0
 MAX_HEAD_BYTES = 8192
 ACCEPT_BATCH = 64  # connections taken per wake-up, so a flood cannot hold the loop
-ACCEPT_PAUSE = 1.0  # after an accept failed (out of file descriptors): not accepting this long
 RENDER_SHARE = 0.01  # at most this share of a core goes to rendering /metrics
 MAX_REUSE = 1.0  # seconds: a /metrics render is never older than this
 RENDER_HEADER = struct.Struct("!dQ")  # from the renderer: its cost (seconds), the body's length
@@ -512,23 +511,17 @@ class HttpServer(serving.OneShotServer):
         self.listen = listen
         self._status = status
         self._metrics = MetricsRenderer(status, selector, parent_fds)
-        self._paused_until: float | None = None  # accepting again then, after a failure
-        selector.register(self._sock, selectors.EVENT_READ, self._accept)
         LOG.info("HTTP: serving /livez, /healthz, /metrics on %s", listen)
 
     def fds(self) -> list[int]:
         return super().fds() + self._metrics.fds()
 
     def next_deadline(self) -> float | None:
-        deadlines = (self._paused_until, super().next_deadline(), self._metrics.next_deadline())
+        deadlines = (super().next_deadline(), self._metrics.next_deadline())
         return min((d for d in deadlines if d is not None), default=None)
 
     def expire(self, now: float) -> None:
-        """Drop connections past their deadline; accept again after a pause; kill a renderer
-        past its deadline."""
-        if self._paused_until is not None and now >= self._paused_until:
-            self._paused_until = None
-            self._selector.register(self._sock, selectors.EVENT_READ, self._accept)
+        """As every server's, and kill a renderer past its deadline."""
         self._metrics.expire(now)
         super().expire(now)
 
@@ -543,23 +536,12 @@ class HttpServer(serving.OneShotServer):
 
     def _accept(self, mask: int) -> None:
         for _ in range(ACCEPT_BATCH):
-            try:
-                sock, _ = self._sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # EMFILE and the like: still readable, so pause, not spin
-                LOG.warning(
-                    "HTTP: cannot accept a connection: %s; not accepting for %ss",
-                    exc.strerror or exc,
-                    ACCEPT_PAUSE,
-                )
-                self._selector.unregister(self._sock)
-                self._paused_until = time.monotonic() + ACCEPT_PAUSE
+            sock = self._take_connection()
+            if sock is None:
                 return
             if len(self._connections) >= MAX_CONNECTIONS and not self._make_room():
                 sock.close()
                 continue
-            sock.setblocking(False)
             conn = _Connection(sock, time.monotonic() + REQUEST_TIMEOUT)
             self._connections[sock.fileno()] = conn
             self._selector.register(sock, selectors.EVENT_READ, lambda m, c=conn: self._read(c))

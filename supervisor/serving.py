@@ -14,8 +14,11 @@ import contextlib
 import logging
 import selectors
 import socket
+import time
 
 LOG = logging.getLogger(__name__)
+
+ACCEPT_PAUSE = 1.0  # after an accept failed (out of file descriptors): not accepting this long
 
 
 class Connection:
@@ -37,16 +40,25 @@ class OneShotServer:
         self._sock = sock
         self._selector = selector
         self._connections: dict[int, Connection] = {}  # oldest first
+        self._paused_until: float | None = None  # accepting again then, after a failure
+        selector.register(sock, selectors.EVENT_READ, self._accept)
 
     def fds(self) -> list[int]:
         """Every descriptor the server holds, for a forked worker to close."""
         return [self._sock.fileno(), *self._connections]
 
     def next_deadline(self) -> float | None:
-        return min((c.deadline for c in self._connections.values()), default=None)
+        deadlines = [c.deadline for c in self._connections.values()]
+        if self._paused_until is not None:
+            deadlines.append(self._paused_until)
+        return min(deadlines, default=None)
 
     def expire(self, now: float) -> None:
-        """Drop connections past their deadline (a client too slow to ask or to read)."""
+        """Drop connections past their deadline (a client too slow to ask or to read);
+        accept again after a pause."""
+        if self._paused_until is not None and now >= self._paused_until:
+            self._paused_until = None
+            self._selector.register(self._sock, selectors.EVENT_READ, self._accept)
         for conn in list(self._connections.values()):
             if now >= conn.deadline:
                 LOG.debug("%s: a client missed its deadline; dropped", self.what)
@@ -58,6 +70,31 @@ class OneShotServer:
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(self._sock)
         self._sock.close()
+
+    def _accept(self, mask: int) -> None:
+        """The listener is readable: take what waits (`_take_connection`)."""
+        raise NotImplementedError
+
+    def _take_connection(self) -> socket.socket | None:
+        """The next connection waiting, non-blocking; None when none waits, or when accepting
+        failed (out of file descriptors): the listener stays readable, so it is not watched
+        for ACCEPT_PAUSE rather than spun on."""
+        try:
+            sock, _ = self._sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError as exc:
+            LOG.warning(
+                "%s: cannot accept a connection: %s; not accepting for %ss",
+                self.what,
+                exc.strerror or exc,
+                ACCEPT_PAUSE,
+            )
+            self._selector.unregister(self._sock)
+            self._paused_until = time.monotonic() + ACCEPT_PAUSE
+            return None
+        sock.setblocking(False)
+        return sock
 
     def _receive(self, conn: Connection) -> bytes | None:
         """Add what the client sent to `conn.received`: the chunk (b"" once the client shut

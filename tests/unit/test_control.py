@@ -1,0 +1,50 @@
+"""The control socket's server, driven by a selector as the arbiter's loop drives it."""
+
+from __future__ import annotations
+
+import json
+import selectors
+import socket
+from typing import Any
+
+from supervisor import control
+
+
+def pump(selector: selectors.BaseSelector) -> None:
+    for _ in range(20):
+        events = selector.select(0.01)
+        if not events:
+            return
+        for key, mask in events:
+            key.data(mask)
+
+
+def test_an_accept_that_fails_pauses_the_control_socket_instead_of_failing(tmp_path, monkeypatch):
+    def out_of_descriptors(self: socket.socket) -> None:
+        raise OSError(24, "Too many open files")
+
+    def handler(request: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "command": request["command"]}
+
+    selector = selectors.DefaultSelector()
+    path = str(tmp_path / "control.sock")
+    server = control.ControlServer(path, handler, selector)
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.settimeout(5)
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(socket.socket, "accept", out_of_descriptors)
+            client.connect(path)
+            pump(selector)  # raised out of the loop's pass before
+        paused_until = server.next_deadline()
+        assert paused_until is not None  # the loop wakes up to accept again, without a client
+        assert selector.select(0.05) == []  # the listener is not watched: no spinning
+        server.expire(paused_until)
+        pump(selector)
+        client.sendall(b'{"command": "status"}\n')
+        pump(selector)
+        assert json.loads(client.recv(4096)) == {"ok": True, "command": "status"}
+    finally:
+        client.close()
+        server.close()
+        selector.close()
