@@ -8,15 +8,7 @@ import socket
 from typing import Any
 
 from supervisor import control
-
-
-def pump(selector: selectors.BaseSelector) -> None:
-    for _ in range(20):
-        events = selector.select(0.01)
-        if not events:
-            return
-        for key, mask in events:
-            key.data(mask)
+from tests.unit.loop import pump
 
 
 def test_an_accept_that_fails_pauses_the_control_socket_instead_of_failing(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from supervisor import config, health, http
 from supervisor.policy import RestartPolicy, RestartTracker, State
 from supervisor.table import ManagerRecord, Reloads, proc_stat
+from tests.unit.loop import pump
 
 
 def worker(worker_id: int = 0, **overrides: Any) -> dict[str, Any]:
@@ -402,20 +403,10 @@ def server():
         port = probe.getsockname()[1]
     served = http.HttpServer(f"127.0.0.1:{port}", selector, status, list)
     served.port = port  # type: ignore[attr-defined]
-    served.pump = lambda: _pump(selector)  # type: ignore[attr-defined]
+    served.pump = lambda: pump(selector)  # type: ignore[attr-defined]
     yield served
     served.close()
     selector.close()
-
-
-def _pump(selector: selectors.BaseSelector) -> None:
-    """A few turns of a loop, as the arbiter's does them."""
-    for _ in range(20):
-        events = selector.select(0.01)
-        if not events:
-            return
-        for key, mask in events:
-            key.data(mask)
 
 
 def connect(port: int) -> socket.socket:
