@@ -441,9 +441,9 @@ class Arbiter:
             process.kill_session_orphans(record.pid)
             _, wait_status = os.waitpid(record.pid, 0)
             self._on_worker_exit(record, wait_status, now)
-        ours = set(self._table.workers)
         if self._http is not None:
-            ours |= self._http.reap()
+            self._http.reap()
+        ours = set(self._table.workers)
         if self._recorder is not None and self._recorder.pid is not None:
             self._reap_recorder(self._recorder, now)
             ours.add(self._recorder.pid or 0)

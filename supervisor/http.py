@@ -525,10 +525,10 @@ class HttpServer(serving.OneShotServer):
         self._metrics.expire(now)
         super().expire(now)
 
-    def reap(self) -> set[int]:
-        """Reap the renderers that exited; the pids of those still running."""
+    def reap(self) -> None:
+        """Reap the renderers that exited (children of the parent's own session, which the
+        orphan reaper leaves alone)."""
         self._metrics.reap()
-        return self._metrics.pids
 
     def close(self) -> None:
         super().close()
