@@ -70,9 +70,7 @@ class HttpSupervisor(MgrSupervisor):
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
 
     def extra_config(self) -> str:
         return f"\n[supervisor]\nhttp_listen = 127.0.0.1:{self.port}\n"
@@ -170,7 +168,8 @@ def _round(
     scrapers = {"none": (0, ""), "metrics": (target.port, "/metrics")}
     if args.controls:
         scrapers["livez"] = (target.port, "/livez")
-        scrapers["static"] = (_static_server(get(target.port, "/metrics")), "/metrics")
+        static = _static_server(get(target.port, "/metrics"), target.workdir)
+        scrapers["static"] = (static, "/metrics")
     modes = list(scrapers)
     timed: dict[str, tuple[list[float], list[float]]] = {mode: ([], []) for mode in modes}
     scrapes: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
@@ -224,14 +223,21 @@ def _requests(
     return (procs.runtime_ns(target.pid) - before) / 1e6 / count, walls, size
 
 
-def _static_server(body: bytes) -> int:
-    """A control for the scraper: `python -m http.server` serving `body` as /metrics, in a
-    process of its own (killed with the round's other processes); its port."""
-    directory = Path(tempfile.mkdtemp(prefix="mgr-http-static-"))
-    (directory / "metrics").write_bytes(body)
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def _static_server(body: bytes, workdir: Path) -> int:
+    """A control for the scraper: `python -m http.server` serving `body` as /metrics from
+    the round's `workdir`, in a process of its own (killed with the round's other
+    processes); its port."""
+    directory = workdir / "static"
+    directory.mkdir()
+    (directory / "metrics").write_bytes(body)
+    port = free_port()
     command = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
     subprocess.Popen(
         [*command, "--directory", str(directory)],
