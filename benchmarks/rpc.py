@@ -1,7 +1,7 @@
 """Issue 11: what serving RPC through mgr-supervisor workers costs against a bare server.
 
-    python benchmarks/rpc.py [--workers 1,2] [--calls 2000] [--seconds 10] [--callers 8]
-                             [--rounds 3] [--transport-url rabbit://guest:guest@127.0.0.1:5672/]
+    python benchmarks/rpc.py [--workers 1,2] [--calls 2000] [--seconds 10] [--window 1]
+                             [--callers 8] [--rounds 3] [--transport-url rabbit://guest:guest@127.0.0.1:5672/]
 
 Two targets serve the same method, `echo(context, value)`, on the same RabbitMQ:
 
@@ -10,20 +10,30 @@ Two targets serve the same method, `echo(context, value)`, on the same RabbitMQ:
 - **bare**: N processes of a plain oslo.messaging RPC server (`get_rpc_server`, threading
   executor, the same Target), the least a service can run.
 
-For each round, worker count and target (interleaved, so the machine's drift hits both): a
-plain `RPCClient` makes `--calls` calls one after another (round trip p50 and p99, after 100
-to warm up), then `--callers` threads call for `--seconds` (calls/s). The servers' own CPU
-per call (schedstat, every thread of the serving processes, over both phases) is the figure
-the machine's noise blurs least. Each launch has its own
-topic and exchange, deleted with their last consumer. Every process it started is gone
-before it exits (killed by pid otherwise).
+Both targets serve at once, each on an exchange and topic of its own, and are measured in
+the same stretch of time, so the machine's drift hits both alike (issue 11: "one run side by
+side"). In each round and for each worker count, a plain `RPCClient`, after 100 calls to
+warm up each target:
+
+- makes `--calls` sequential calls to each, alternating call by call (round trip p50, p99);
+- runs `--callers` threads against one target for `--window` seconds, then against the
+  other, pair after pair, until each had `--seconds` (calls/s);
+- takes each target's server CPU (schedstat, every thread of its serving processes) over its
+  own calls.
+
+The table pools every round's calls and gives mgr-supervisor's figure over bare's with a 95 %
+bootstrap interval. Every process it started is gone before it exits (killed by pid
+otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
+import random
 import secrets
 import statistics
 import subprocess
@@ -75,7 +85,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", default="1,2", help="worker counts (default 1,2)")
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls for latency")
-    parser.add_argument("--seconds", type=float, default=10.0, help="throughput window")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="throughput time per target and round"
+    )
+    parser.add_argument("--window", type=float, default=1.0, help="one throughput window")
     parser.add_argument("--callers", type=int, default=8, help="threads for throughput")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--transport-url", default=os.environ.get("MGR_BENCH_TRANSPORT_URL"))
@@ -133,28 +146,33 @@ def _measure(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     for round_number in range(1, args.rounds + 1):
         for workers in sizes:
-            order = TARGETS if round_number % 2 else tuple(reversed(TARGETS))
-            for target in order:
-                exchange = topic = f"mgrbench_{secrets.token_hex(4)}"
-                with tempfile.TemporaryDirectory(prefix="mgr-rpc-bench-") as tmp:
-                    stop, servers = _start(target, Path(tmp), args.transport_url, exchange, workers)
-                    try:
-                        client = oslo_messaging.get_rpc_client(
-                            transport,
-                            oslo_messaging.Target(exchange=exchange, topic=topic),
-                            timeout=30,
-                        )
-                        _wait_answering(client)
-                        figures = _run_calls(client, args, servers())
-                    finally:
-                        stop()
-                        procs.kill_all()
-                figures.update(target=target, workers=workers, round=round_number)
-                results.append(figures)
+            with contextlib.ExitStack() as stack:
+                stack.callback(procs.kill_all)
+                clients, servers = {}, {}
+                for target in TARGETS:  # both serve at once, each on its own exchange
+                    exchange = f"mgrbench_{secrets.token_hex(4)}"
+                    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mgr-rpc-")))
+                    stop, servers[target] = _start(
+                        target, tmp, args.transport_url, exchange, workers
+                    )
+                    stack.callback(stop)
+                    clients[target] = oslo_messaging.get_rpc_client(
+                        transport,
+                        oslo_messaging.Target(exchange=exchange, topic=exchange),
+                        timeout=30,
+                    )
+                for client in clients.values():
+                    _wait_answering(client)
+                figures = _run_side_by_side(clients, servers, args)
+            for target in TARGETS:
+                figures[target].update(target=target, workers=workers, round=round_number)
+                results.append(figures[target])
                 print(
-                    f"round {round_number} {target} N={workers}: p50 {figures['p50_ms']:.2f} ms,"
-                    f" p99 {figures['p99_ms']:.2f} ms, {figures['calls_per_s']:.0f} calls/s,"
-                    f" server CPU {figures['server_cpu_us']:.0f} µs/call",
+                    f"round {round_number} {target} N={workers}: "
+                    f"p50 {figures[target]['p50_ms']:.3f} ms, "
+                    f"p99 {figures[target]['p99_ms']:.3f} ms, "
+                    f"{figures[target]['calls_per_s']:.0f} calls/s, "
+                    f"server CPU {figures[target]['server_cpu_us']:.0f} µs/call",
                     flush=True,
                 )
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -243,68 +261,146 @@ def _wait_answering(client: Any) -> None:
             time.sleep(0.2)
 
 
-def _run_calls(client: Any, args: argparse.Namespace, servers: list[int]) -> dict[str, Any]:
+def _run_side_by_side(
+    clients: dict[str, Any], servers: dict[str, Any], args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Both targets measured in one stretch of time, so the machine's drift hits both alike.
+
+    Latency: one caller alternates between the targets call by call (the first of each pair
+    alternates too). Throughput: `--callers` threads on one target for `--window` seconds,
+    then on the other, pair after pair, until each had `--seconds`. A target's server CPU is
+    taken over its own throughput windows and the whole latency phase (its calls there).
+    """
     for _ in range(WARM_UP_CALLS):
-        client.call({}, "echo", value=1)
-    cpu_before = sum(procs.runtime_ns(pid) for pid in servers)
-    latencies = []
+        for client in clients.values():
+            client.call({}, "echo", value=1)
+    latencies: dict[str, list[float]] = {target: [] for target in TARGETS}
+    cpu_ns = dict.fromkeys(TARGETS, 0)
+    calls = dict.fromkeys(TARGETS, 0)
+    before = {target: _cpu(servers[target]) for target in TARGETS}
     for i in range(args.calls):
-        started = time.perf_counter()
-        client.call({}, "echo", value=i)
-        latencies.append(time.perf_counter() - started)
-    latencies.sort()
-    done = [0] * args.callers
-    deadline = time.monotonic() + args.seconds
+        for target in TARGETS if i % 2 else reversed(TARGETS):
+            started = time.perf_counter()
+            clients[target].call({}, "echo", value=i)
+            latencies[target].append(time.perf_counter() - started)
+    for target in TARGETS:
+        cpu_ns[target] += _cpu(servers[target]) - before[target]
+        calls[target] += args.calls
+    windows: dict[str, list[float]] = {target: [] for target in TARGETS}
+    for pair in range(max(1, round(args.seconds / args.window))):
+        for target in TARGETS if pair % 2 else reversed(TARGETS):
+            cpu_before = _cpu(servers[target])
+            done = _window(clients[target], args.callers, args.window)
+            cpu_ns[target] += _cpu(servers[target]) - cpu_before
+            calls[target] += done
+            windows[target].append(done / args.window)
+    figures = {}
+    for target in TARGETS:
+        ordered = sorted(latencies[target])
+        figures[target] = {
+            "server_cpu_us": cpu_ns[target] / calls[target] / 1000,
+            "p50_ms": statistics.median(ordered) * 1000,
+            "p99_ms": _percentile(ordered, 0.99) * 1000,
+            "calls_per_s": statistics.fmean(windows[target]),
+            "latencies_ms": [x * 1000 for x in latencies[target]],
+            "windows_calls_per_s": windows[target],
+        }
+    return figures
+
+
+def _cpu(servers: Any) -> int:
+    return sum(procs.runtime_ns(pid) for pid in servers())
+
+
+def _window(client: Any, callers: int, seconds: float) -> int:
+    """Calls answered by `callers` threads calling as fast as they can for `seconds`."""
+    done = [0] * callers
+    deadline = time.monotonic() + seconds
 
     def caller(index: int) -> None:
         while time.monotonic() < deadline:
             client.call({}, "echo", value=index)
             done[index] += 1
 
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(args.callers)]
-    started = time.monotonic()
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(callers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.monotonic() - started
-    calls = args.calls + sum(done)
-    return {
-        "server_cpu_us": (sum(procs.runtime_ns(pid) for pid in servers) - cpu_before)
-        / calls
-        / 1000,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-        "calls_per_s": sum(done) / elapsed,
-    }
+    return sum(done)
+
+
+def _percentile(ordered: Sequence[float], fraction: float) -> float:
+    return ordered[max(0, int(len(ordered) * fraction) - 1)]
 
 
 def render(results: list[dict[str, Any]], sizes: list[int]) -> str:
-    """A markdown table: medians over the rounds, and mgr-supervisor against bare."""
+    """A markdown table per worker count: every round's calls pooled, mgr-supervisor against
+    bare with a 95 % bootstrap interval of the ratio."""
+    rng = random.Random(11)
     lines = [
-        "| workers | target | p50 | p99 | calls/s | server CPU per call |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| workers | figure | mgr-supervisor | bare | ratio (95 % interval) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for workers in sizes:
-        medians = {}
-        for target in TARGETS:
-            rows = [r for r in results if r["target"] == target and r["workers"] == workers]
-            medians[target] = {
-                key: statistics.median(r[key] for r in rows)
-                for key in ("p50_ms", "p99_ms", "calls_per_s", "server_cpu_us")
-            }
-        for target in TARGETS:
-            m, bare = medians[target], medians["bare"]
-            ratio = "" if target == "bare" else " (×{:.3f})"
-            lines.append(
-                f"| {workers} | {target} "
-                f"| {m['p50_ms']:.2f} ms{ratio.format(m['p50_ms'] / bare['p50_ms'])} "
-                f"| {m['p99_ms']:.2f} ms{ratio.format(m['p99_ms'] / bare['p99_ms'])} "
-                f"| {m['calls_per_s']:.0f}{ratio.format(m['calls_per_s'] / bare['calls_per_s'])} "
-                f"| {m['server_cpu_us']:.0f} µs"
-                f"{ratio.format(m['server_cpu_us'] / bare['server_cpu_us'])} |"
+        rows = {
+            target: [r for r in results if r["target"] == target and r["workers"] == workers]
+            for target in TARGETS
+        }
+        ours, bare = ([x for r in rows[target] for x in r["latencies_ms"]] for target in TARGETS)
+        for name, fraction in (("p50", 0.50), ("p99", 0.99)):
+            figure = functools.partial(_quantile, fraction=fraction)
+            lines.append(_row(workers, f"{name} (ms)", ours, bare, figure, rng, "{:.3f}"))
+        pairs = [
+            (a, b)
+            for mine, theirs in zip(rows["mgr-supervisor"], rows["bare"], strict=True)
+            for a, b in zip(mine["windows_calls_per_s"], theirs["windows_calls_per_s"], strict=True)
+        ]
+        lines.append(
+            _row(
+                workers,
+                f"calls/s ({len(pairs)} window pairs)",
+                [a for a, _ in pairs],
+                [b for _, b in pairs],
+                statistics.fmean,
+                rng,
+                "{:.0f}",
             )
+        )
+        cpu = {t: statistics.median(r["server_cpu_us"] for r in rows[t]) for t in TARGETS}
+        lines.append(
+            f"| {workers} | server CPU per call (µs, median of rounds) "
+            f"| {cpu['mgr-supervisor']:.0f} | {cpu['bare']:.0f} "
+            f"| ×{cpu['mgr-supervisor'] / cpu['bare']:.3f} |"
+        )
     return "\n".join(lines)
+
+
+def _quantile(values: Sequence[float], fraction: float) -> float:
+    return _percentile(sorted(values), fraction)
+
+
+def _row(
+    workers: int,
+    name: str,
+    ours: Sequence[float],
+    bare: Sequence[float],
+    figure: Any,
+    rng: random.Random,
+    fmt: str,
+) -> str:
+    """One table row: the figure of each target, their ratio, and the ratio's interval
+    from 400 resamples of each target's values."""
+    ratio = figure(ours) / figure(bare)
+    resampled = sorted(
+        figure(rng.choices(ours, k=len(ours))) / figure(rng.choices(bare, k=len(bare)))
+        for _ in range(400)
+    )
+    low, high = resampled[10], resampled[389]
+    return (
+        f"| {workers} | {name} | {fmt.format(figure(ours))} | {fmt.format(figure(bare))} "
+        f"| ×{ratio:.3f} ({low:.3f}–{high:.3f}) |"
+    )
 
 
 if __name__ == "__main__":
