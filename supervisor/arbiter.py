@@ -151,7 +151,9 @@ class Arbiter:
             self._conf.supervisor.control_socket, self._on_control, self._selector
         )
         self._recorder = recorder.RecorderProcess(state_path, self._conf)
-        if not config.rpc_enabled(self._conf):
+        if config.rpc_enabled(self._conf):
+            self._load_rpc_plugins()
+        else:
             LOG.info("RPC is off: [DEFAULT] transport_url is not set")
         for spec in self._specs:
             self._add_manager(spec)
@@ -162,6 +164,16 @@ class Arbiter:
         # cmd held SIGHUP and SIGUSR2 blocked until now: sent during start-up, they are
         # handled here.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP, signal.SIGUSR2})
+
+    def _load_rpc_plugins(self) -> None:
+        """Shared by every worker instead of loaded by each after its fork. A plugin that
+        does not load is each worker's error to report (as creating its RPC consumers)."""
+        from supervisor import rpc  # imported already: the config's check of transport_url
+
+        try:
+            rpc.load_plugins(self._conf)
+        except Exception as exc:
+            LOG.warning("RPC plugins not loaded before forking: %s: %s", type(exc).__name__, exc)
 
     def _tear_down(self) -> None:
         if self._table.workers:  # only after an error while stopping: never leave a worker
