@@ -149,7 +149,8 @@ def _measure(args: argparse.Namespace) -> int:
             with contextlib.ExitStack() as stack:
                 stack.callback(procs.kill_all)
                 clients, servers = {}, {}
-                for target in TARGETS:  # both serve at once, each on its own exchange
+                # Both serve at once, each on its own exchange; which starts first alternates.
+                for target in TARGETS if round_number % 2 else reversed(TARGETS):
                     exchange = f"mgrbench_{secrets.token_hex(4)}"
                     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mgr-rpc-")))
                     stop, servers[target] = _start(
