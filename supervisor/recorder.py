@@ -104,7 +104,10 @@ class Recorder:
         self._preloaded: dict[tuple[str, int], Any] = {}
 
     def run(self) -> int:
+        # Blocked since the fork: a signal during the db import would have run the parent's
+        # handler, whose wake-up fd is closed here, and been lost. Pending, it arrives now.
         process.route_signals_to(self._wake_w, (signal.SIGTERM, signal.SIGHUP, signal.SIGINT))
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, self._accept)
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._read_signals)
@@ -326,7 +329,6 @@ def run_recorder(
         process.die_with_parent(parent_pid, signal.SIGKILL)
         setproctitle.setproctitle(f"{PROJECT}: recorder")
         logs.set_process_name("recorder")
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
         try:
             db_api = _import_db_api(conf)
             status = Recorder(listener, conf.host, conf.report_interval, beacon, db_api).run()

@@ -368,6 +368,26 @@ def test_a_killed_recorder_is_restarted_and_reports_resume(supervisor, db_url):
     assert set(states(supervisor).values()) == {"stopped"}
 
 
+def test_a_recorder_signalled_while_it_imports_the_db_code_stops(supervisor):
+    """SIGTERM in the recorder's first ~0.2 s, while it imports SQLAlchemy, used to run the
+    parent's handler, whose wake-up fd the recorder had closed: the signal was lost, and a
+    stop then waited 5 s for the recorder before killing it."""
+    supervisor.configure({"alpha": {}})
+    supervisor.start()
+    found: list[psutil.Process] = []
+    supervisor.wait_for(lambda: found.append(supervisor.recorder()) or found[-1], what="it")
+    recorder = found[-1]
+    recorder.send_signal(signal.SIGTERM)
+    try:
+        recorder.wait(timeout=10)
+    except psutil.TimeoutExpired:
+        pytest.fail(f"the recorder ignored SIGTERM\nlog:\n{supervisor.log()[-4000:]}")
+    supervisor.wait_for(lambda: supervisor.recorder() not in (None, recorder), what="another")
+    assert supervisor.stop() == 0
+    assert "still running after" not in supervisor.log()
+    assert "signal wakeup fd" not in supervisor.log()
+
+
 def test_a_host_holds_one_database_connection_whatever_its_workers(supervisor, postgres_database):
     """The recorder's: no worker of a manager that leaves `self.db` alone connects."""
     supervisor.configure(
