@@ -172,7 +172,7 @@ class Arbiter:
 
         try:
             rpc.load_plugins(self._conf)
-        except Exception as exc:
+        except Exception as exc:  # the URL parsed at load: stevedore's and import errors only
             LOG.warning("RPC plugins not loaded before forking: %s: %s", type(exc).__name__, exc)
 
     def _tear_down(self) -> None:
