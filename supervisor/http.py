@@ -324,9 +324,7 @@ class MetricsRenderer:
             gc.disable()  # it lives ~20 ms: no collection need walk the parent's heap
             signal.set_wakeup_fd(-1)
             parent = os.getppid()
-            for fd in self._parent_fds():
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            process.close_parent_fds(self._parent_fds())
             process.die_with_parent(parent, signal.SIGKILL)
             body = metrics_text(self._status(), pid=parent)
             cost = self._clock() - began

@@ -67,6 +67,14 @@ def fork_blocking(signals: Iterable[int]) -> int:
     return pid
 
 
+def close_parent_fds(fds: Iterable[int]) -> None:
+    """In a forked child: close the parent's descriptors (its loop, lock, sockets, pipes),
+    those already gone included."""
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
     """Get `sig` as soon as the parent dies.
 

@@ -323,9 +323,7 @@ def run_recorder(
     try:
         with contextlib.suppress(OSError):
             os.setsid()
-        for fd in parent_fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        process.close_parent_fds(parent_fds)
         process.die_with_parent(parent_pid, signal.SIGKILL)
         setproctitle.setproctitle(f"{PROJECT}: recorder")
         logs.set_process_name("recorder")

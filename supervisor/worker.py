@@ -37,6 +37,7 @@ from supervisor.config import PROJECT, ManagerSpec
 from supervisor.health import WAITING_FOR_BROKER, Beacon
 from supervisor.manager import Manager
 from supervisor.process import (
+    close_parent_fds,
     die_with_parent,
     freeze_inherited_heap,
     route_signals_to,
@@ -310,9 +311,7 @@ class WorkerProcess:
         # job control (SIGTTOU on a log line, Ctrl-C, hang-up) never reaches us.
         with contextlib.suppress(OSError):
             os.setsid()
-        for fd in parent_fds:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        close_parent_fds(parent_fds)
         # Caught, not SIG_IGN: what a manager starts gets default dispositions (SIGINT too).
         route_signals_to(
             self._wake_w, (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
