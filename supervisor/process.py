@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import gc
 import logging
 import os
 import signal
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 import psutil
 
@@ -26,12 +27,20 @@ _PR_SET_CHILD_SUBREAPER = 36
 DESCENDANT_GRACE_SECONDS = 1.0
 
 
-def _prctl(option: int, value: int) -> bool:
+@functools.cache
+def _libc_prctl() -> Callable[..., int] | None:
+    """libc's prctl(2), looked up once: by the parent (`become_subreaper`) before its first
+    fork, so a child's PR_SET_PDEATHSIG only calls it. Building it in every worker ran
+    ctypes' Python code there and copied ~75 KiB of the parent's pages per worker."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(option, value, 0, 0, 0) == 0
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return False
+        return None
+
+
+def _prctl(option: int, value: int) -> bool:
+    prctl = _libc_prctl()
+    return prctl is not None and prctl(option, value, 0, 0, 0) == 0
 
 
 def become_subreaper() -> bool:
