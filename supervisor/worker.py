@@ -479,6 +479,19 @@ class WorkerProcess:
 
 
 def _takes(method: Callable[..., Any], parameter: str) -> bool:
+    """Whether `method` has a parameter named `parameter`, as `inspect.signature` says.
+
+    A plain function or method is read from its code object: `inspect.signature` runs
+    enough of inspect's Python code in a forked worker to copy ~200 KiB of the parent's
+    pages (docs/benchmarks.md, issue 14). A wrapped, re-signed or non-Python callable
+    still asks inspect.
+    """
+    function = getattr(method, "__func__", method)
+    code = getattr(function, "__code__", None)
+    if code is not None and not any(
+        hasattr(function, name) for name in ("__wrapped__", "__signature__")
+    ):
+        return parameter in code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
     try:
         return parameter in inspect.signature(method).parameters
     except (TypeError, ValueError):
