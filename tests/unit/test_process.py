@@ -1,8 +1,10 @@
 """Process helpers that need no supervisor: finding children, reaping only orphans, forking
-with signals blocked."""
+with signals blocked and a log line's costly check answered first."""
 
 from __future__ import annotations
 
+import abc
+import collections.abc
 import os
 import signal
 import subprocess
@@ -53,3 +55,31 @@ def test_fork_blocking_blocks_in_the_child_only():
     os.close(read_fd)
     os.waitpid(pid, 0)
     assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == before
+
+
+def test_a_forked_child_finds_a_log_lines_mapping_check_answered():
+    """LogRecord's `isinstance(arg, Mapping)`, uncached, walks every Mapping subclass in the
+    child and copies the parent's pages; fork_blocking answers it in the parent first."""
+
+    class Registered(abc.ABC):
+        @abc.abstractmethod
+        def method(self) -> None: ...
+
+    Registered.register(type("Fresh", (), {}))  # voids every cached "not a Mapping"
+    read_fd, write_fd = os.pipe()
+    pid = process.fork_blocking(set())
+    if pid == 0:
+        walked = []
+        subclasscheck = abc.ABCMeta.__subclasscheck__
+        abc.ABCMeta.__subclasscheck__ = lambda cls, sub: (
+            walked.append(cls) or subclasscheck(cls, sub)
+        )
+        isinstance("a line's one argument", collections.abc.Mapping)
+        isinstance(42, collections.abc.Mapping)
+        os.write(write_fd, str(len(walked)).encode())
+        os._exit(0)
+    os.close(write_fd)
+    walked = os.read(read_fd, 16)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    assert walked == b"0", f"the child walked {walked.decode()} ABCs"
