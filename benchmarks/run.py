@@ -50,6 +50,12 @@ METRICS = [
         "MiB",
         "median",
     ),
+    (
+        "helpers_pss_steady_mib",
+        "Memory: of which helpers (mgr-supervisor's service recorder), after the collections",
+        "MiB",
+        "median",
+    ),
     ("uss_mib", "Memory: USS per worker (median), fresh", "MiB", "median"),
     (
         "uss_steady_mib",

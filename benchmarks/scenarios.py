@@ -20,6 +20,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 
@@ -53,6 +54,7 @@ class Result:
     uss_mib: float | None = None  # median over the workers, fresh
     pss_steady_mib: float | None = None  # after one full collection in each worker
     uss_steady_mib: float | None = None
+    helpers_pss_steady_mib: float | None = None  # the part of pss_steady_mib no worker holds
     restart: float | None = None
     reload: float | None = None
     stop: float | None = None
@@ -60,6 +62,14 @@ class Result:
     orphans: int | None = None
     survivors: int | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+
+
+class Memory(NamedTuple):
+    """One reading, in MiB."""
+
+    tree_pss: float
+    worker_uss: float | None
+    helpers_pss: float
 
 
 class Incomplete(Exception):
@@ -93,7 +103,7 @@ def _lifecycle(target: Target, workers: int, probe: Probe, result: Result) -> No
 
     time.sleep(SETTLE_SECONDS)
     parent = psutil.Process(target.pid)
-    result.pss_mib, result.uss_mib = _memory(target, parent)
+    result.pss_mib, result.uss_mib, _ = _memory(target, parent)
     _, events = probe.wait(since, lambda evs: None, 0)  # those received so far
     early = _collected(events, ready)
     if early:
@@ -216,7 +226,8 @@ def _steady_memory(
             f"{COLLECT_TIMEOUT:.0f}s after the idle window; log kept at {target.keep_log()}"
         )
         return
-    result.pss_steady_mib, result.uss_steady_mib = _memory(target, parent)
+    memory = _memory(target, parent)
+    result.pss_steady_mib, result.uss_steady_mib, result.helpers_pss_steady_mib = memory
 
 
 def timed(
@@ -243,11 +254,12 @@ def _kill(pid: int) -> None:
         pass
 
 
-def _memory(target: Target, parent: psutil.Process) -> tuple[float, float | None]:
-    """MiB: PSS of the parent and all its descendants (USS would hide the shared pages), and
-    the median USS of one worker (helpers such as mgr-supervisor's recorder left out)."""
+def _memory(target: Target, parent: psutil.Process) -> Memory:
+    """PSS of the parent and all its descendants (USS would hide the shared pages), the
+    median USS of one worker, and the PSS of the helpers (mgr-supervisor's recorder), which
+    the tree's figure includes and the per-worker one leaves out."""
     workers = {p.pid for p in target.workers()}
-    pss, uss = 0, []
+    pss, helpers_pss, uss = 0, 0, []
     for process in [parent, *parent.children(recursive=True)]:
         try:
             info = process.memory_full_info()
@@ -256,4 +268,6 @@ def _memory(target: Target, parent: psutil.Process) -> tuple[float, float | None
         pss += info.pss
         if process.pid in workers:
             uss.append(info.uss)
-    return pss / 2**20, statistics.median(uss) / 2**20 if uss else None
+        elif process.pid != parent.pid and target.is_helper(process):
+            helpers_pss += info.pss
+    return Memory(pss / 2**20, statistics.median(uss) / 2**20 if uss else None, helpers_pss / 2**20)
