@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Collection, Iterable
+from typing import NoReturn
 
 import psutil
 
@@ -24,6 +25,10 @@ LOG = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
+# Default again in a child of `run_in_child` (handled by the loop of the process it left).
+_CHILD_SIGNALS = frozenset(
+    {signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGUSR2, signal.SIGCHLD, signal.SIGALRM}
+)
 # How long children a worker leaves get between SIGTERM and SIGKILL when it exits.
 DESCENDANT_GRACE_SECONDS = 1.0
 
@@ -91,6 +96,58 @@ def fork_blocking(signals: Iterable[int]) -> int:
     if pid:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
     return pid
+
+
+def run_in_child(function: Callable[[], object], label: str) -> str | None:
+    """Run `function` in a forked child and wait for it: what it imports and builds ends
+    with the child instead of staying in this process's heap for as long as it runs.
+
+    None when it returned; else what went wrong in a few words: the exception's type (its
+    text may quote a secret, such as a connection URL, so it is only logged at debug level
+    by the child), or how the child ended. The child dies with this process.
+    """
+    parent_pid = os.getpid()
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = fork_blocking(_CHILD_SIGNALS)
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
+    if pid == 0:
+        os.close(read_fd)
+        _child_main(function, label, parent_pid, write_fd)
+    os.close(write_fd)
+    with open(read_fd, "rb") as pipe:
+        said = pipe.read().decode(errors="replace")
+    _, wait_status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(wait_status)
+    if code == 0:
+        return None
+    return said or (f"killed by signal {-code}" if code < 0 else f"exit status {code}")
+
+
+def _child_main(
+    function: Callable[[], object], label: str, parent_pid: int, write_fd: int
+) -> NoReturn:
+    """`run_in_child`'s child: default signal dispositions (its parent's handlers only
+    wake its parent's loop), the function, then `os._exit`."""
+    status = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in _CHILD_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        die_with_parent(parent_pid, signal.SIGKILL)
+        function()
+        status = 0
+    except BaseException as exc:
+        LOG.debug("%s failed", label, exc_info=True)
+        with contextlib.suppress(OSError):
+            os.write(write_fd, type(exc).__name__.encode())
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+    os._exit(status)
 
 
 def close_parent_fds(fds: Iterable[int]) -> None:

@@ -17,7 +17,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -235,8 +235,9 @@ def sync(engine: sa.Engine) -> None:
         command.upgrade(config, "head")
 
 
-def ensure(engine: sa.Engine) -> None:
-    """Create the schema in an empty database; refuse any other revision than head.
+def ensure(engine: sa.Engine, create: Callable[[sa.Engine], None] = sync) -> None:
+    """Create the schema in an empty database (with `create`); refuse any other revision
+    than head.
 
     SchemaTooOld names the command that upgrades it; SchemaTooNew says a newer release
     wrote the database. Supervisors starting at once on an empty database create it once.
@@ -246,7 +247,7 @@ def ensure(engine: sa.Engine) -> None:
     if current == head:
         return
     if current is None:
-        sync(engine)
+        create(engine)
         return
     _check_known(current)
     raise SchemaTooOld(

@@ -485,6 +485,21 @@ def test_a_process_that_did_not_configure_it_uses_cfg_conf(tmp_path):
     assert out.stdout.strip() == db_schema.head_version(), out.stderr
 
 
+def test_creating_the_schema_leaves_alembic_out_of_the_process(db_url):
+    """The recorder creates an empty database's schema in a child: alembic and the
+    migrations are never in its heap (checked in a fresh process, as the recorder is)."""
+    code = (
+        "import sys\nfrom supervisor.db import api\nfrom tests import dbfixtures\n"
+        "api.configure(dbfixtures.make_conf(sys.argv[1]))\napi.ensure_schema_once()\n"
+        "print(api.schema_version(), 'alembic' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, db_url], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert out.stdout.split() == [db_schema.head_version(), "False"], out.stderr
+    assert {"services", "host_resources", db.VERSION_TABLE} <= tables(db_url)
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,5 +1,6 @@
 """Process helpers that need no supervisor: finding children, reaping only orphans, forking
-with signals blocked and a log line's costly check answered first."""
+with signals blocked and a log line's costly check answered first, running a function in a
+child."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import collections.abc
 import os
 import signal
 import subprocess
+import sys
+import time
 
 from supervisor import process
 from supervisor.process import children, reap_orphans
@@ -83,3 +86,54 @@ def test_a_forked_child_finds_a_log_lines_mapping_check_answered():
     os.close(read_fd)
     os.waitpid(pid, 0)
     assert walked == b"0", f"the child walked {walked.decode()} ABCs"
+
+
+def test_run_in_child_leaves_what_the_function_imports_in_the_child(tmp_path):
+    """The function runs (its file is written), its import stays in the child, the child
+    is reaped and no descriptor is left open."""
+    assert "colorsys" not in sys.modules
+    fds = set(os.listdir("/proc/self/fd"))
+    ran = tmp_path / "ran"
+
+    def work() -> None:
+        import colorsys
+
+        ran.write_text(f"{os.getpid()} {colorsys.__name__}")
+
+    assert process.run_in_child(work, "test") is None
+    pid, name = ran.read_text().split()
+    assert name == "colorsys" and int(pid) != os.getpid()
+    assert "colorsys" not in sys.modules
+    assert children() == []
+    assert set(os.listdir("/proc/self/fd")) == fds
+
+
+def test_run_in_child_says_what_was_raised_by_its_type_only():
+    """An exception's text may quote a secret (a connection URL): only its type is told."""
+
+    def fail() -> None:
+        raise ValueError("postgresql://user:hunter2@db/records")
+
+    assert process.run_in_child(fail, "test") == "ValueError"
+
+
+def test_run_in_child_says_how_a_child_that_raised_nothing_ended():
+    assert process.run_in_child(lambda: os._exit(3), "test") == "exit status 3"
+    killed = process.run_in_child(lambda: os.kill(os.getpid(), signal.SIGKILL), "test")
+    assert killed == "killed by signal 9"
+
+
+def test_run_in_child_gives_the_child_default_signal_dispositions():
+    """The caller's handlers only wake the caller's loop: in the child a SIGTERM ends it."""
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+
+        def terminated() -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+
+        started = time.monotonic()
+        assert process.run_in_child(terminated, "test") == "killed by signal 15"
+        assert time.monotonic() - started < 5
+    finally:
+        signal.signal(signal.SIGTERM, previous)
