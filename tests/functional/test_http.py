@@ -20,15 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from supervisor import http as endpoint
 from tests.functional.conftest import SCRIPT, TESTS_DIR, render_config
+from tests.ports import free_port
 
 CTL = Path(sys.executable).with_name("mgr-supervisorctl")
 FAST = {"start_secs": 0.2}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def get(port: int, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from supervisor import db
 from supervisor.db import api, models
 from supervisor.db import schema as db_schema
 from tests import dbfixtures
+from tests.ports import free_port
 
 MANAGE = Path(sys.executable).with_name("mgr-supervisor-manage")
 ROOT = Path(__file__).resolve().parents[2]
@@ -500,17 +500,11 @@ def test_creating_the_schema_leaves_alembic_out_of_the_process(db_url):
     assert {"services", "host_resources", db.VERSION_TABLE} <= tables(db_url)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def unreachable_url(db_url: str, tmp_path: Path) -> str:
     url = sa.engine.make_url(db_url)
     if url.get_backend_name() == "sqlite":
         return dbfixtures.sqlite_url(tmp_path / "missing-directory")
-    return url.set(port=closed_port()).render_as_string(hide_password=False)
+    return url.set(port=free_port()).render_as_string(hide_password=False)
 
 
 def test_an_unreachable_database_raises_dbconnectionerror_quickly(db_url, tmp_path):

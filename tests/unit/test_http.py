@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from supervisor import config, health, http
 from supervisor.policy import RestartPolicy, RestartTracker, State
 from supervisor.table import ManagerRecord, Reloads, proc_stat
+from tests.ports import free_port
 from tests.unit.loop import pump
 
 
@@ -398,9 +399,7 @@ def test_proc_stat_reads_state_and_rss():
 @pytest.fixture
 def server():
     selector = selectors.DefaultSelector()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     served = http.HttpServer(f"127.0.0.1:{port}", selector, status, list)
     served.port = port  # type: ignore[attr-defined]
     served.pump = lambda: pump(selector)  # type: ignore[attr-defined]
