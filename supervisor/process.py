@@ -131,7 +131,7 @@ def _child_main(
     function: Callable[[], object], label: str, parent_pid: int, write_fd: int
 ) -> NoReturn:
     """`run_in_child`'s child: default signal dispositions (its parent's handlers only
-    wake its parent's loop), the function, then `os._exit`."""
+    wake its parent's loop), the function, then `exit_now`."""
     status = 1
     try:
         signal.set_wakeup_fd(-1)
@@ -145,6 +145,12 @@ def _child_main(
         LOG.debug("%s failed", label, exc_info=True)
         with contextlib.suppress(OSError):
             os.write(write_fd, type(exc).__name__.encode())
+    exit_now(status)
+
+
+def exit_now(status: int) -> NoReturn:
+    """The end of a forked child: flush the logs and leave without the interpreter's
+    finalization or atexit hooks (they belong to the process it was forked from)."""
     with contextlib.suppress(Exception):
         logging.shutdown()
     os._exit(status)

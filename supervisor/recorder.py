@@ -335,9 +335,7 @@ def run_recorder(
             status = EXIT_REFUSED
     except BaseException:
         LOG.exception("recorder: internal error")
-    with contextlib.suppress(Exception):
-        logging.shutdown()
-    os._exit(status)
+    process.exit_now(status)
 
 
 def _import_db_api(conf: cfg.ConfigOpts) -> Any:

@@ -39,6 +39,7 @@ from supervisor.manager import Manager
 from supervisor.process import (
     close_parent_fds,
     die_with_parent,
+    exit_now,
     freeze_inherited_heap,
     route_signals_to,
     terminate_descendants,
@@ -325,7 +326,7 @@ class WorkerProcess:
             logs.setup_worker(CONF, PROJECT, self.spec.section, self.spec.name, self.worker_id)
         except OSError as exc:  # checked by the parent; gone since
             LOG.error("%s: [%s] log_file: %s", self.label, self.spec.section, exc)
-            _exit(1)
+            exit_now(1)
         reports.set_section(self._report_section)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
@@ -475,7 +476,7 @@ class WorkerProcess:
         phase = getattr(self.service, "phase", "terminate()")
         LOG.warning("%s: stop took too long, still in %s; killing its children", self.label, phase)
         terminate_descendants(self.label, grace=0)
-        _exit(1)
+        exit_now(1)
 
 
 def _takes(method: Callable[..., Any], parameter: str) -> bool:
@@ -532,11 +533,4 @@ def run_worker(
         terminate_descendants(worker.label)
     except BaseException:
         LOG.exception("%s worker(%d): internal error", spec.name, worker_id)
-    _exit(status)
-
-
-def _exit(status: int) -> NoReturn:
-    """Flush the logs and leave without the interpreter's finalization or atexit hooks."""
-    with contextlib.suppress(Exception):
-        logging.shutdown()
-    os._exit(status)
+    exit_now(status)
