@@ -235,9 +235,9 @@ def sync(engine: sa.Engine) -> None:
         command.upgrade(config, "head")
 
 
-def ensure(engine: sa.Engine, create: Callable[[sa.Engine], None] = sync) -> None:
-    """Create the schema in an empty database (with `create`); refuse any other revision
-    than head.
+def ensure(engine: sa.Engine, create: Callable[[sa.Engine], None]) -> None:
+    """Create the schema in an empty database with `create` (`sync`, or a caller's way to run
+    it); refuse any other revision than head.
 
     SchemaTooOld names the command that upgrades it; SchemaTooNew says a newer release
     wrote the database. Supervisors starting at once on an empty database create it once.
