@@ -248,13 +248,46 @@ class Consumers:
 
     def _stop_server(self, timeout: float | None) -> None:
         self._watch.consuming = False
-        self._server.stop()
+        self._server.stop()  # the listener's thread is gone: what it took is dispatched
+        _give_back_untaken(self._server)
         waiter = threading.Thread(target=self._server.wait, name="rpc-drain", daemon=True)
         waiter.start()
         waiter.join(timeout)
         if waiter.is_alive():
             LOG.warning("RPC calls still running after %.1fs: going on without them", timeout)
         self._beacon.set_rpc_state("stopped")
+
+
+def _give_back_untaken(server: Any) -> None:
+    """Cancel a stopped server's consumers at the broker, handing back what it delivered
+    to this worker and the worker did not take (docs/architecture.md, "RPC").
+
+    oslo.messaging's rabbit driver acknowledges a request as it reads it. After `stop()`
+    the broker still delivers to the worker's consumers, which stay registered until the
+    connection closes; the close deletes the fanout queue first, and the frames read while
+    it waits run the consumers' callbacks: those requests are acknowledged into a listener
+    nobody polls any more, and their callers time out. Here, with the listener's thread
+    gone (a listening connection has no heartbeat thread), every delivery from now on is
+    rejected with requeue and each consumer is cancelled, so the broker gives those
+    requests to the other workers at once, not after the calls in flight are drained.
+    Only the rabbit driver's listener has this shape; any other is left as it is.
+    """
+    listener = getattr(getattr(server, "listener", None), "_poll_style_listener", None)
+    channel = getattr(getattr(listener, "conn", None), "channel", None)
+    callbacks = getattr(channel, "callbacks", None)
+    if not isinstance(callbacks, dict):
+        return
+
+    def requeue(message: Any) -> None:
+        message.channel.basic_reject(message.delivery_tag, requeue=True)
+
+    try:
+        for tag in list(callbacks):
+            callbacks[tag] = requeue
+        for tag in list(callbacks):
+            channel.basic_cancel(tag)
+    except Exception as exc:  # a lost connection hands them back by itself
+        LOG.debug("cancelling the RPC consumers: %s", exc)
 
 
 class CallFailed(Exception):
