@@ -15,6 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests import rpcfixtures
+
 TESTS_DIR = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).with_name("mgr-supervisor")
 RECORDER_TITLE = "mgr-supervisor: recorder"
@@ -228,3 +230,17 @@ def _is_recorder(process: psutil.Process) -> bool:
         return " ".join(process.cmdline()).strip() == RECORDER_TITLE
     except psutil.Error:
         return False
+
+
+@pytest.fixture
+def broker() -> str:
+    """The RabbitMQ of `MGR_TEST_TRANSPORT_URL` (skips, or fails under CI=true, without it)."""
+    return rpcfixtures.broker_url(dict(os.environ))
+
+
+@pytest.fixture
+def topic(broker: str) -> Iterator[str]:
+    """A topic (and exchange) of this test's own, deleted at its end."""
+    name = rpcfixtures.unique_topic()
+    yield name
+    rpcfixtures.delete_exchanges(broker, name, [name])

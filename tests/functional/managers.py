@@ -242,6 +242,10 @@ class RpcManager(EventManager):
     def note(self, context: object, word: str) -> None:
         self._record("rpc", "note", word)
 
+    def quick(self, context: object, value: object = None) -> object:
+        """An answer that records nothing: for loads of thousands of calls."""
+        return value
+
     def fail(self, context: object) -> None:
         raise ValueError("failed on purpose")
 

@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,19 +23,6 @@ from tests.tcpproxy import TcpProxy
 
 CTL = Path(sys.executable).with_name("mgr-supervisorctl")
 RPC_MANAGER = "tests.functional.managers.RpcManager"
-
-
-@pytest.fixture
-def broker() -> str:
-    return rpcfixtures.broker_url(dict(os.environ))
-
-
-@pytest.fixture
-def topic(broker) -> Iterator[str]:
-    """A topic (and exchange) of this test's own, deleted at its end."""
-    name = rpcfixtures.unique_topic()
-    yield name
-    rpcfixtures.delete_exchanges(broker, name, [name])
 
 
 @pytest.fixture

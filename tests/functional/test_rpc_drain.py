@@ -1,0 +1,114 @@
+"""No call lost when a worker stops gracefully, on a real RabbitMQ (`MGR_TEST_TRANSPORT_URL`).
+
+Four workers of one manager serve a steady stream of calls from two plain oslo.messaging
+callers while the supervisor is driven through graceful operations only: SIGTERM to one
+worker at a time (the supervisor replaces it) and rolling `mgr-supervisorctl restart NAME`.
+A call that a stopping worker took must be answered; one it did not take must stay in the
+queue for the other workers. A lost call shows as a MessagingTimeout at the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests import rpcfixtures
+from tests.functional.conftest import Supervisor
+from tests.functional.test_rpc import configure, ctl, ready
+
+WORKERS = 4
+CALL_TIMEOUT = 5
+CALLERS = 2
+
+
+class Load:
+    """`CALLERS` threads calling `quick` back to back until stopped; what they saw."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self._client = rpcfixtures.plain_client(url, name, timeout=CALL_TIMEOUT)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.answered = 0
+        self.lost: list[str] = []
+        self._threads = [
+            threading.Thread(target=self._call_until_stopped, name=f"caller-{i}", daemon=True)
+            for i in range(CALLERS)
+        ]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(CALL_TIMEOUT + 5)
+        assert not any(t.is_alive() for t in self._threads), "a caller never returned"
+
+    def answered_more(self, count: int) -> Callable[[], bool]:
+        """True once `count` more calls than now have been answered."""
+        target = self.answered + count
+        return lambda: self.answered >= target
+
+    def _call_until_stopped(self) -> None:
+        value = 0
+        while not self._stop.is_set():
+            value += 1
+            try:
+                answer = self._client.call({}, "quick", value=value)
+            except Exception as exc:  # MessagingTimeout: the call was lost
+                with self._lock:
+                    self.lost.append(f"{type(exc).__name__}: {exc}")
+                continue
+            with self._lock:
+                if answer == value:
+                    self.answered += 1
+                else:
+                    self.lost.append(f"answer {answer!r} to the call of {value}")
+
+
+def replaced(supervisor: Supervisor, stops: int) -> Callable[[], bool]:
+    """True once `stops` workers have run cleanup_host() and the manager has its
+    WORKERS ready ones again (each replacement has called post_start_hook())."""
+    return lambda: (
+        supervisor.count("cleanup_host") >= stops
+        and supervisor.count("post_start_hook") >= WORKERS + stops
+    )
+
+
+@pytest.mark.timeout(120)
+def test_no_call_is_lost_when_workers_stop_gracefully(supervisor, broker, topic):
+    configure(supervisor, broker, topic, workers=WORKERS, start_secs=0)
+    supervisor.start()
+    ready(supervisor, WORKERS)
+    started = time.monotonic()
+    with Load(broker, topic) as load:
+        stops = 0
+        for _ in range(12):  # SIGTERM to one worker, which the supervisor replaces
+            supervisor.wait_for(load.answered_more(50), what="calls answered")
+            victim = supervisor.workers()[0].pid
+            os.kill(victim, signal.SIGTERM)
+            stops += 1
+            supervisor.wait_for(replaced(supervisor, stops), timeout=20, what="a replacement")
+        after_sigterms = (load.answered, list(load.lost))
+        for _ in range(6):  # a rolling restart: every worker, one at a time
+            supervisor.wait_for(load.answered_more(50), what="calls answered")
+            result = ctl(supervisor, "restart", "alpha")
+            assert result.returncode == 0, result.stderr
+            stops += WORKERS
+            supervisor.wait_for(replaced(supervisor, stops), timeout=30, what="the restart")
+    answered, lost = after_sigterms
+    print(
+        f"{answered} calls answered and {len(lost)} lost over 12 SIGTERMs; "
+        f"{load.answered - answered} answered and {len(load.lost) - len(lost)} lost over "
+        f"6 restarts, in {time.monotonic() - started:.1f}s"
+    )
+    assert lost == [], f"calls lost to SIGTERM: {lost}"
+    assert load.lost == [], f"calls lost to restart: {load.lost}"
+    assert answered > 0
