@@ -21,14 +21,17 @@ import functools
 import importlib.metadata
 import logging
 import threading
+import types
 import warnings
 from collections.abc import Iterable
 from typing import Any
 
+import cotyledon
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 
 from supervisor import health
+from supervisor.manager import Manager
 
 # futurist and oslo.service import eventlet when it is installed, and eventlet warns on its
 # import; the threading executor never uses it.
@@ -51,6 +54,9 @@ LIFECYCLE_HOOKS = frozenset(
         "cleanup_host",
     }
 )
+# What no endpoint exposes, whatever a manager inherits from it.
+_FRAMEWORK_CLASSES = frozenset(Manager.__mro__) | frozenset(cotyledon.Service.__mro__)
+_OSLO_PING = "oslo_rpc_server_ping"  # the method of oslo.messaging's PingEndpoint
 # oslo.messaging logs through this logger when the broker connection is lost and regained.
 _DRIVER_LOGGER = "oslo.messaging._drivers.impl_rabbit"
 _DRIVERS = "oslo.messaging.drivers"  # the entry-point group of its transports
@@ -141,38 +147,82 @@ def get_client(
     )
 
 
+def exposed_methods(endpoint: object) -> frozenset[str]:
+    """The names a remote caller may call on `endpoint`: an allow-list (docs/architecture.md,
+    "RPC").
+
+    A name is exposed when the class that defines it (the first in the endpoint's MRO) is
+    the endpoint's own, not the framework's (`Manager`, oslo.service's `PeriodicTasks`,
+    `cotyledon.Service`, `object`); its value there is a plain function; it does not start
+    with `_`; it is no lifecycle hook and no periodic task; and no instance attribute hides
+    it. Attributes, bound objects (`self.conf`, a driver) and anything inherited from the
+    framework are never exposed.
+    """
+    instance_names = set(getattr(endpoint, "__dict__", ()))
+    exposed = set()
+    for name in dir(type(endpoint)):
+        if name.startswith("_") or name in LIFECYCLE_HOOKS or name in instance_names:
+            continue
+        owner = next(cls for cls in type(endpoint).__mro__ if name in vars(cls))
+        value = vars(owner)[name]
+        if (
+            owner not in _FRAMEWORK_CLASSES
+            and isinstance(value, types.FunctionType)
+            and not getattr(value, "_periodic_task", False)
+        ):
+            exposed.add(name)
+    return frozenset(exposed)
+
+
 class _Endpoint:
-    """A manager, or one of its additional endpoints, as oslo.messaging sees it: its public
-    methods but not its lifecycle hooks, each call counted in the worker's beacon."""
+    """A manager, or one of its additional endpoints, as oslo.messaging sees it: its
+    `target` and its exposed methods only, each call counted in the worker's beacon."""
 
     def __init__(self, endpoint: object, beacon: health.Beacon) -> None:
-        self._endpoint = endpoint
-        self._beacon = beacon
+        self.target = getattr(endpoint, "target", None)  # None: the dispatcher's default
+        self.methods = {
+            name: _counted(getattr(endpoint, name), beacon) for name in exposed_methods(endpoint)
+        }
 
     def __getattr__(self, name: str) -> Any:
-        if name in LIFECYCLE_HOOKS:
-            raise AttributeError(name)
-        attribute = getattr(self._endpoint, name)
-        if name == "target" or not callable(attribute):
-            return attribute
-        counted = self._counted(attribute)
-        setattr(self, name, counted)  # made once: the dispatcher looks a method up twice a call
-        return counted
+        try:
+            return self.__dict__["methods"][name]
+        except KeyError:
+            raise AttributeError(name) from None
 
-    def _counted(self, method: Any) -> Any:
-        beacon = self._beacon
 
-        @functools.wraps(method)
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            try:
-                result = method(*args, **kwargs)
-            except Exception:
-                beacon.count_rpc(served=False)
-                raise
-            beacon.count_rpc(served=True)
-            return result
+class _AllowListPolicy(messaging.RPCAccessPolicyBase):
+    """The dispatcher calls only what `exposed_methods()` allowed; anything else is
+    `NoSuchMethod`, even a name the wrapper itself has (`target`, `methods`). The one
+    endpoint that is not ours is oslo.messaging's own ping (`[DEFAULT] rpc_ping_enabled`)."""
 
-        return counted
+    def is_allowed(self, endpoint: Any, method: str) -> bool:
+        if isinstance(endpoint, _Endpoint):
+            return method in endpoint.methods
+        return method == _OSLO_PING
+
+
+def _counted(method: Any, beacon: health.Beacon) -> Any:
+    @functools.wraps(method)
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = method(*args, **kwargs)
+        except Exception:
+            beacon.count_rpc(served=False)
+            raise
+        beacon.count_rpc(served=True)
+        return result
+
+    return counted
+
+
+def dispatcher(endpoints: Iterable[object], beacon: health.Beacon) -> messaging.RPCDispatcher:
+    """What a worker's RPC server dispatches with: the endpoints' exposed methods only."""
+    return messaging.RPCDispatcher(
+        [_Endpoint(endpoint, beacon) for endpoint in endpoints],
+        RequestContextSerializer(),
+        _AllowListPolicy,
+    )
 
 
 class _ConnectionWatch(logging.Filter):
@@ -217,7 +267,7 @@ class Consumers:
             [_Endpoint(endpoint, beacon) for endpoint in endpoints],
             executor="threading",
             serializer=RequestContextSerializer(),
-            access_policy=messaging.DefaultRPCAccessPolicy,
+            access_policy=_AllowListPolicy,
         )
 
     def start(self) -> bool:

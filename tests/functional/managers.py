@@ -242,6 +242,10 @@ class RpcManager(EventManager):
     def note(self, context: object, word: str) -> None:
         self._record("rpc", "note", word)
 
+    def names(self, context: object) -> list[str]:
+        """What `dir()` shows of this manager in its worker: what a caller could try."""
+        return dir(self)
+
     def quick(self, context: object, value: object = None) -> object:
         """An answer that records nothing: for loads of thousands of calls."""
         return value

@@ -160,6 +160,32 @@ def test_mgr_supervisorctl_call(supervisor, broker, topic):
     assert bad.returncode == 2 and "argument 'value=not-json'" in bad.stderr
 
 
+def test_rpc_exposes_only_the_managers_own_methods(supervisor, broker, topic):
+    """Every other name on the worker's manager answers NoSuchMethod and changes nothing:
+    `conf` (cfg.CONF, which a call would clear), `set_periodic_spacing`, the hooks, the
+    periodic task. The worker still takes a reload afterwards."""
+    configure(supervisor, broker, topic, workers=1, label="first")
+    supervisor.start()
+    (pid,) = ready(supervisor, 1)
+    client = rpcfixtures.plain_client(broker, topic, timeout=5)
+    own = {"echo", "fail", "names", "note", "quick", "slow"}  # RpcManager's methods
+    refused = sorted(set(client.call({}, "names")) - own)
+    assert {"conf", "set_periodic_spacing", "init_host", "tick", "reset"} <= set(refused)
+    ticks = supervisor.count("tick")
+    for name in refused:
+        with pytest.raises(Exception, match="does not support RPC method"):
+            client.call({}, name)
+    assert supervisor.count("tick") <= ticks + 3, "ticks run on their own, about 1 a second"
+    assert [e[1] for e in supervisor.events() if e[1] in ("reset", "init_host")] == ["init_host"]
+    configure(supervisor, broker, topic, workers=1, label="second")
+    supervisor.signal(signal.SIGHUP)
+    supervisor.wait_for(
+        lambda: [str(pid), "reset", "second"] in supervisor.events(), what="reset on the new config"
+    )
+    assert client.call({}, "echo", value="after")["pid"] == pid
+    assert "changed after the supervisor validated" not in supervisor.log()
+
+
 def test_mgr_supervisorctl_call_without_rpc_or_broker(supervisor, topic, proxied_broker):
     proxy, url = proxied_broker
     supervisor.configure({"alpha": {}})  # no transport_url

@@ -1,0 +1,146 @@
+"""What a remote caller may call on a manager: the allow-list, through oslo.messaging's own
+dispatcher (no broker: a request is handed to `RPCDispatcher.dispatch` as a listener would)."""
+
+from __future__ import annotations
+
+import cotyledon
+import oslo_messaging as messaging
+import pytest
+from oslo_service import periodic_task
+
+from supervisor import health, rpc
+from supervisor.manager import Manager
+
+
+class Driver:
+    """A bound object on the manager: callable, but never an RPC method."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        self.calls += 1
+
+
+class Mixin:
+    def from_mixin(self, context: object) -> str:
+        return "mixin"
+
+
+class BaseManager(Manager):
+    def base_call(self, context: object) -> str:
+        return "base"
+
+    def init_host(self) -> None:  # a hook, overridden below Manager: still not remote
+        self.hosted = True
+
+    def _private(self, context: object) -> str:
+        return "private"
+
+    @periodic_task.periodic_task(spacing=60)
+    def tick(self, context: object) -> None:
+        self.ticked = True
+
+
+class ComputeManager(Mixin, BaseManager):
+    target = messaging.Target(version="6.2")
+    count = 1  # a class attribute
+    hidden = None  # a method name that an instance attribute hides, below
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.driver = Driver()
+        self.hidden = Driver()
+
+    def get_host_uptime(self, context: object) -> str:
+        return "up"
+
+    def echo(self, context: object, value: object = None) -> object:
+        return value
+
+    @staticmethod
+    def static(context: object) -> str:
+        return "static"
+
+    @classmethod
+    def klass(cls, context: object) -> str:
+        return "classmethod"
+
+    @property
+    def prop(self) -> str:
+        return "property"
+
+
+class ComputeV5Proxy:
+    """An additional endpoint, as nova's `_ComputeV5Proxy`: its own methods only."""
+
+    target = messaging.Target(version="5.13")
+
+    def __init__(self, manager: ComputeManager) -> None:
+        self.manager = manager
+
+    def get_host_uptime(self, context: object) -> str:
+        return "v5 up"
+
+    def _helper(self) -> None:
+        raise AssertionError("never called remotely")
+
+
+class ServiceEndpoint(cotyledon.Service):
+    """A cotyledon.Service as an endpoint: nothing of cotyledon's is exposed."""
+
+    def status(self, context: object) -> str:
+        return "fine"
+
+
+class Incoming:
+    """What a listener hands the dispatcher: the message, its context."""
+
+    def __init__(self, method: str, version: str = "6.0", **args: object) -> None:
+        self.message = {"method": method, "args": args, "version": version}
+        self.ctxt: dict[str, object] = {}
+        self.client_timeout = None
+
+
+@pytest.fixture
+def manager() -> ComputeManager:
+    return ComputeManager(host="node-1", service_name="compute-allow-list")
+
+
+def test_only_the_managers_own_plain_methods_are_exposed(manager):
+    assert rpc.exposed_methods(manager) == {"base_call", "echo", "from_mixin", "get_host_uptime"}
+    assert rpc.exposed_methods(ComputeV5Proxy(manager)) == {"get_host_uptime"}
+    assert rpc.exposed_methods(ServiceEndpoint(0)) == {"status"}
+
+
+def test_every_other_name_on_the_manager_answers_no_such_method(manager):
+    """Every name `dir()` shows that is not exposed, and the wrapper's own names, as a remote
+    caller would send them: NoSuchMethod, and nothing ran."""
+    manager.conf = Driver()  # in a worker, cfg.CONF: calling it clears the whole config
+    beacon = health.Beacon()
+    dispatcher = rpc.dispatcher([manager], beacon)
+    names = set(dir(manager)) | {"conf", "target", "methods", "oslo_rpc_server_ping"}
+    refused = sorted(names - rpc.exposed_methods(manager))
+    assert {"conf", "set_periodic_spacing", "init_host", "tick", "driver", "_private"} <= set(
+        refused
+    )
+    for name in refused:
+        with pytest.raises(messaging.NoSuchMethod):
+            dispatcher.dispatch(Incoming(name))
+    assert manager.conf.calls == manager.driver.calls == manager.hidden.calls == 0
+    assert not hasattr(manager, "hosted") and not hasattr(manager, "ticked")
+    assert beacon.read().rpc_served == beacon.read().rpc_failed == 0
+
+
+def test_exposed_methods_are_served_and_counted(manager):
+    beacon = health.Beacon()
+    dispatcher = rpc.dispatcher([manager, ComputeV5Proxy(manager)], beacon)
+    assert dispatcher.dispatch(Incoming("echo", value=3)) == 3
+    assert dispatcher.dispatch(Incoming("get_host_uptime")) == "up"
+    assert dispatcher.dispatch(Incoming("get_host_uptime", version="5.0")) == "v5 up"
+    assert dispatcher.dispatch(Incoming("from_mixin")) == "mixin"
+    with pytest.raises(messaging.NoSuchMethod):
+        dispatcher.dispatch(Incoming("_helper", version="5.0"))
+    with pytest.raises(messaging.UnsupportedVersion):
+        dispatcher.dispatch(Incoming("echo", version="7.0"))
+    assert beacon.read().rpc_served == 4
