@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import glob
 import importlib
+import inspect
 import logging
 import os
 import socket
@@ -442,7 +443,28 @@ def import_manager_class(path: str) -> type:
         raise ValueError(
             f"{path!r} is not a subclass of supervisor.manager.Manager or cotyledon.Service"
         )
+    if reason := unbuildable(cls):
+        raise ValueError(f"{path} cannot be built the way the supervisor builds it: {reason}")
     return cls
+
+
+def unbuildable(cls: type) -> str | None:
+    """Why the worker's call of `cls` would fail on its signature alone, without building it:
+    a Manager as nova's `Service` builds one, `cls(host=..., db_driver=...)`; a plain
+    cotyledon.Service as cotyledon does, `cls(worker_id)`. None when it binds."""
+    if issubclass(cls, Manager):
+        call, args, kwargs = "(host=..., db_driver=...)", (), {"host": "", "db_driver": None}
+    else:
+        call, args, kwargs = "(worker_id)", (0,), {}
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):  # no signature to read: the call itself will tell
+        return None
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        return f"{cls.__name__}{call}: {exc}"
+    return None
 
 
 def register_manager_opts(conf: cfg.ConfigOpts, name: str) -> None:

@@ -7,6 +7,8 @@ own options. The supervisor builds one Manager per worker process and calls the 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from oslo_config import cfg
@@ -17,6 +19,22 @@ CONF = cfg.CONF
 
 # A manager's own options live in the config section `[manager:NAME]`.
 MANAGER_SECTION_PREFIX = "manager:"
+
+
+_building: str | None = None  # the NAME whose manager is being built, in this process
+
+
+@contextlib.contextmanager
+def building(name: str) -> Iterator[None]:
+    """While the supervisor builds `[manager:NAME]`'s manager, as nova's `Service` does:
+    `cls(host=..., db_driver=...)`, no `service_name`, so a class that passes its own
+    (nova's idiom) still gets NAME's section, and `manager_name` says which NAME it is."""
+    global _building
+    previous, _building = _building, name
+    try:
+        yield
+    finally:
+        _building = previous
 
 
 class LazyModule:
@@ -57,13 +75,18 @@ class Manager(periodic_task.PeriodicTasks):
         if not host:
             host = CONF.host
         self.host = host
+        # The configured NAME: its section holds the options, whatever service_name the
+        # class gives itself (nova's managers pass their own, e.g. 'compute').
+        self.manager_name = _building or service_name
+        if service_name == "undefined":
+            service_name = self.manager_name
         self.service_name = service_name
         self.backdoor_port = None
         # More RPC endpoints beside the manager itself (nova's habit), each with its target.
         self.additional_endpoints: list[object] = []
         if db_driver:
             self.db = LazyModule(db_driver)
-        section = MANAGER_SECTION_PREFIX + service_name
+        section = MANAGER_SECTION_PREFIX + self.manager_name
         CONF.register_group(cfg.OptGroup(section))
         CONF.register_opts(list(self.opts), group=section)
         self.configuration = CONF[section]

@@ -35,7 +35,7 @@ from oslo_config import cfg
 from supervisor import config, logs, mutation, reports, stamp
 from supervisor.config import PROJECT, ManagerSpec
 from supervisor.health import WAITING_FOR_BROKER, Beacon
-from supervisor.manager import Manager
+from supervisor.manager import Manager, building
 from supervisor.process import (
     close_parent_fds,
     die_with_parent,
@@ -146,9 +146,8 @@ class ManagerService(cotyledon.Service):
         self._set_phase("build")
         section = CONF[self.spec.section]
         try:
-            self.manager = self.spec.manager_class(
-                host=CONF.host, db_driver=section.db_driver, service_name=self.spec.name
-            )
+            with building(self.spec.name):
+                self.manager = self.spec.manager_class(host=CONF.host, db_driver=section.db_driver)
         except Exception:
             LOG.exception(
                 "%s: building %s failed", self.label, config.dotted_name(self.spec.manager_class)

@@ -200,6 +200,24 @@ class RecordManager(EventManager):
             self._record("service_ref-disabled", str(self.service_ref.disabled))
 
 
+class NovaStyleManager(EventManager):
+    """Built as nova's managers are: `__init__(*args, **kwargs)` giving its own service_name."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(service_name="compute", *args, **kwargs)  # noqa: B026 (nova's idiom)
+
+    def init_host(self) -> None:
+        self._record("names", self.service_name, self.manager_name, self.configuration.label)
+        super().init_host()
+
+
+class UnbuildableManager(EventManager):
+    """Takes a parameter the supervisor never passes: refused by the config check."""
+
+    def __init__(self, host: str, db_driver: str, flavour: str) -> None:
+        super().__init__(host, db_driver)
+
+
 class RpcManager(EventManager):
     """EventManager with methods for RPC: each records what it did, so a test sees which
     worker served a call, and when (against the hooks)."""

@@ -50,6 +50,15 @@ def good(**alpha: object) -> dict[str, dict[str, object]]:
             good(manager="tests.functional.managers.NotAManager"),
             ["[manager:alpha] manager:", "not a subclass of supervisor.manager.Manager"],
         ),
+        (
+            good(manager="tests.functional.managers.UnbuildableManager"),
+            [
+                "[manager:alpha] manager:",
+                "cannot be built the way the supervisor builds it",
+                "UnbuildableManager(host=..., db_driver=...)",
+                "'flavour'",
+            ],
+        ),
         (good(workers=0), ["[manager:alpha] workers:", "'0'"]),
         (good(workers=-3), ["[manager:alpha] workers:", "'-3'"]),
         (good(workers="abc"), ["[manager:alpha] workers:", "'abc'"]),

@@ -150,3 +150,19 @@ def test_a_storm_of_sighups_keeps_the_same_pids_and_resets_every_worker(supervis
     assert set(supervisor.worker_titles().values()) == pids
     assert supervisor.count("init_host") == 4
     assert supervisor.proc.poll() is None
+
+
+def test_a_manager_written_as_novas_runs_under_its_section_name(supervisor):
+    """nova's `__init__(*args, **kwargs)` passing its own service_name: built as nova's
+    Service builds it, on the options of its `[manager:NAME]`, which `manager_name` names."""
+    manager = "tests.functional.managers.NovaStyleManager"
+    supervisor.configure({"cells": {"manager": manager, "label": "from-cells"}})
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("tick") >= 1, what="a tick")
+    calls = hooks_by_pid(supervisor)
+    assert [c[:5] for c in calls.values()] == [["names", *STARTUP]]
+    (names,) = [w[2:] for w in supervisor.events() if w[1] == "names"]
+    assert names == ["compute", "cells", "from-cells"]
+    assert supervisor.worker_titles() == {
+        "mgr-supervisor: cells worker(0)": supervisor.pids_with("tick")[0]
+    }

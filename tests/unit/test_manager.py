@@ -89,3 +89,52 @@ def test_periodic_spacing_of_an_unknown_task_is_an_error():
 
     with pytest.raises(KeyError, match="no periodic task 'nope'"):
         Counting(service_name="counting").set_periodic_spacing("nope", 1)
+
+
+class NovaStyle(Manager):
+    opts = [cfg.StrOpt("flavour", default="plain")]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(service_name="compute", *args, **kwargs)  # noqa: B026 (nova's idiom)
+
+
+def test_a_manager_naming_itself_gets_the_section_it_is_built_for():
+    from supervisor.manager import building
+
+    with building("cells"):
+        manager = NovaStyle(host="h", db_driver=None)
+    assert (manager.service_name, manager.manager_name) == ("compute", "cells")
+    cfg.CONF.set_override("flavour", "spicy", group="manager:cells")
+    try:
+        assert manager.configuration.flavour == "spicy"
+    finally:
+        cfg.CONF.clear_override("flavour", group="manager:cells")
+    with building("plain-name"):
+        plain = Manager(host="h")
+    assert (plain.service_name, plain.manager_name) == ("plain-name", "plain-name")
+    outside = NovaStyle(host="h")
+    assert (outside.service_name, outside.manager_name) == ("compute", "compute")
+
+
+def test_a_constructor_the_supervisor_cannot_call_is_found_on_its_signature():
+    import cotyledon
+
+    from supervisor.config import unbuildable
+
+    class NeedsMore(Manager):
+        def __init__(self, host, db_driver, flavour):
+            raise AssertionError("never built by the check")
+
+    class TwoArgService(cotyledon.Service):
+        def __init__(self, worker_id, extra):
+            raise AssertionError("never built by the check")
+
+    assert unbuildable(NovaStyle) is None
+    assert unbuildable(Counting) is None
+    assert unbuildable(Manager) is None
+    assert "NeedsMore(host=..., db_driver=...): missing a required argument: 'flavour'" == (
+        unbuildable(NeedsMore)
+    )
+    assert "TwoArgService(worker_id): missing a required argument: 'extra'" == (
+        unbuildable(TwoArgService)
+    )
