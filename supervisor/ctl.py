@@ -267,7 +267,7 @@ def format_status(status: dict[str, Any]) -> str:
     workers: list[tuple[str, ...]] = [("PID", "WORKER", "PHASE", "UPTIME", "RSS", "HEARTBEAT")]
     rpc = any(w.get("rpc", "off") != "off" for m in status["managers"] for w in m["workers"])
     if rpc:
-        workers[0] += ("RPC", "SERVED", "FAILED")
+        workers[0] += ("RPC", "SERVED", "FAILED", "REJECTED")
     for m in status["managers"]:
         managers.append(
             (
@@ -292,7 +292,12 @@ def format_status(status: dict[str, Any]) -> str:
                 f"{w['heartbeat_age']:.1f}s ago",
             )
             if rpc:
-                row += (w["rpc"], str(w["rpc_served"]), str(w["rpc_failed"]))
+                row += (
+                    w["rpc"],
+                    str(w["rpc_served"]),
+                    str(w["rpc_failed"]),
+                    str(w["rpc_rejected"]),
+                )
             workers.append(row)
     head = f"mgr-supervisor pid {status['pid']}, up {_duration(status['uptime'])}"
     if status.get("database") == "unreachable":

@@ -17,8 +17,11 @@ _LAYOUT = struct.Struct("<dd?B62s")  # phase_since, idle_until, ready, database,
 _DATABASE_OFFSET = 17
 _PHASE_BYTES = 62
 DATABASE_STATES = ("unknown", "ok", "unreachable")
-# After it, written by the worker's RPC threads: the consumers' state, calls served, failed.
-_RPC_LAYOUT = struct.Struct("<BQQ")
+# After it, written by the worker's RPC threads: the consumers' state, then the calls and casts
+# served (returned), failed (raised) and rejected (by the dispatcher: no such method, a version
+# the endpoints do not support, arguments the method does not take).
+_RPC_LAYOUT = struct.Struct("<BQQQ")
+RPC_OUTCOMES = ("served", "failed", "rejected")
 _RPC_OFFSET = _LAYOUT.size
 RPC_STATES = ("off", "connecting", "consuming", "reconnecting", "stopped")
 # The phase of a worker whose RPC consumers wait for the broker: not a hang, not a failed start.
@@ -48,6 +51,7 @@ class Snapshot:
     rpc: str = "off"
     rpc_served: int = 0
     rpc_failed: int = 0
+    rpc_rejected: int = 0
 
 
 class Beacon:
@@ -58,7 +62,7 @@ class Beacon:
         self._map = mmap.mmap(-1, _LAYOUT.size + _RPC_LAYOUT.size)
         self._ready = False
         self._database = 0
-        self._rpc = [0, 0, 0]  # state, served, failed: this process's own copy
+        self._rpc = [0, 0, 0, 0]  # state, then RPC_OUTCOMES: this process's own copy
         self._rpc_lock = threading.Lock()  # the RPC executor's threads count at once
         self.set_phase("starting")
 
@@ -78,10 +82,10 @@ class Beacon:
             self._rpc[0] = RPC_STATES.index(state)
             _RPC_LAYOUT.pack_into(self._map, _RPC_OFFSET, *self._rpc)
 
-    def count_rpc(self, served: bool) -> None:
-        """One call or cast done: served (returned), or failed (raised)."""
+    def count_rpc(self, outcome: str) -> None:
+        """One call or cast done, by its outcome (one of RPC_OUTCOMES)."""
         with self._rpc_lock:
-            self._rpc[1 if served else 2] += 1
+            self._rpc[1 + RPC_OUTCOMES.index(outcome)] += 1
             _RPC_LAYOUT.pack_into(self._map, _RPC_OFFSET, *self._rpc)
 
     def mark_ready(self, phase: str) -> None:
@@ -90,7 +94,7 @@ class Beacon:
 
     def read(self) -> Snapshot:
         since, idle_until, ready, database, raw = _LAYOUT.unpack_from(self._map, 0)
-        rpc, served, failed = _RPC_LAYOUT.unpack_from(self._map, _RPC_OFFSET)
+        rpc, served, failed, rejected = _RPC_LAYOUT.unpack_from(self._map, _RPC_OFFSET)
         phase = raw.rstrip(b"\0").decode("utf-8", "replace")
         return Snapshot(
             phase,
@@ -101,6 +105,7 @@ class Beacon:
             RPC_STATES[rpc % len(RPC_STATES)],
             served,
             failed,
+            rejected,
         )
 
     def close(self) -> None:

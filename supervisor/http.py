@@ -445,6 +445,12 @@ class StatusCollector:
         )
         served = counter("rpc_calls_served", "RPC calls and casts served.", by_manager)
         rpc_failed = counter("rpc_calls_failed", "RPC calls and casts that raised.", by_manager)
+        rejected = counter(
+            "rpc_calls_rejected",
+            "RPC calls and casts the dispatcher refused: no such method, an unsupported "
+            "version, arguments the method does not take.",
+            by_manager,
+        )
         by_worker = ("manager", "worker")
         phase = gauge("worker_phase", "1 for the worker's current phase.", (*by_worker, "phase"))
         rss = gauge("worker_resident_memory_bytes", "Resident memory (RSS).", by_worker)
@@ -464,6 +470,7 @@ class StatusCollector:
             not_ready.add_metric([name], m["not_ready_for"])
             served.add_metric([name], m["rpc_served"])
             rpc_failed.add_metric([name], m["rpc_failed"])
+            rejected.add_metric([name], m["rpc_rejected"])
             seen: set[str] = set()
             for w in m["workers"]:
                 worker = str(w["worker_id"])
@@ -477,7 +484,7 @@ class StatusCollector:
                 uptime.add_metric([name, worker], w["uptime"])
         yield from (states, wanted, running, ready, restarts, failed, not_ready)
         if status.get("rpc"):
-            yield from (served, rpc_failed)
+            yield from (served, rpc_failed, rejected)
         yield from (phase, rss, heartbeat, uptime)
 
 

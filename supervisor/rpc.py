@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import inspect
 import logging
 import threading
 import types
@@ -38,6 +39,7 @@ from supervisor.manager import Manager
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 import oslo_messaging as messaging  # noqa: E402
 from oslo_messaging import opts as messaging_opts  # noqa: E402
+from oslo_messaging.rpc import server as rpc_server  # noqa: E402
 from stevedore import driver as stevedore_driver  # noqa: E402
 
 LOG = logging.getLogger(__name__)
@@ -207,22 +209,53 @@ def _counted(method: Any, beacon: health.Beacon) -> Any:
     def counted(*args: Any, **kwargs: Any) -> Any:
         try:
             result = method(*args, **kwargs)
-        except Exception:
-            beacon.count_rpc(served=False)
+        except TypeError:
+            beacon.count_rpc("failed" if _accepts(method, args, kwargs) else "rejected")
             raise
-        beacon.count_rpc(served=True)
+        except Exception:
+            beacon.count_rpc("failed")
+            raise
+        beacon.count_rpc("served")
         return result
 
     return counted
 
 
+def _accepts(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether `method` accepts these arguments (asked only once a call raised TypeError:
+    the method's own TypeError is a failure, arguments it does not take a rejection)."""
+    try:
+        inspect.signature(method).bind(*args, **kwargs)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read
+        return True
+    return True
+
+
+class _Dispatcher(messaging.RPCDispatcher):
+    """oslo.messaging's dispatcher over the endpoints' exposed methods, counting what it
+    refuses before any method runs (no such method, an unsupported version) as rejected."""
+
+    def __init__(self, endpoints: Iterable[object], beacon: health.Beacon) -> None:
+        super().__init__(
+            [_Endpoint(endpoint, beacon) for endpoint in endpoints],
+            RequestContextSerializer(),
+            _AllowListPolicy,
+        )
+        self._beacon = beacon
+
+    def dispatch(self, incoming: Any) -> Any:
+        try:
+            return super().dispatch(incoming)
+        except (messaging.NoSuchMethod, messaging.UnsupportedVersion):
+            self._beacon.count_rpc("rejected")
+            raise
+
+
 def dispatcher(endpoints: Iterable[object], beacon: health.Beacon) -> messaging.RPCDispatcher:
-    """What a worker's RPC server dispatches with: the endpoints' exposed methods only."""
-    return messaging.RPCDispatcher(
-        [_Endpoint(endpoint, beacon) for endpoint in endpoints],
-        RequestContextSerializer(),
-        _AllowListPolicy,
-    )
+    """What a worker's RPC server dispatches with."""
+    return _Dispatcher(endpoints, beacon)
 
 
 class _ConnectionWatch(logging.Filter):
@@ -261,13 +294,11 @@ class Consumers:
         self._lock = threading.Lock()
         self._started = False
         self._stopped = False
-        self._server = messaging.get_rpc_server(
+        self._server = rpc_server.RPCServer(
             get_transport(conf),
             messaging.Target(topic=topic, server=host),
-            [_Endpoint(endpoint, beacon) for endpoint in endpoints],
+            dispatcher(endpoints, beacon),
             executor="threading",
-            serializer=RequestContextSerializer(),
-            access_policy=_AllowListPolicy,
         )
 
     def start(self) -> bool:

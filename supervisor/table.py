@@ -62,8 +62,9 @@ class ManagerRecord:
     failed_starts: int = 0  # since the manager was added: a counter, never reset
     # Since when it has not been RUNNING (None while it is): since it was added, at first.
     unready_since: float | None = dataclasses.field(default_factory=time.monotonic)
-    rpc_served_gone: int = 0  # RPC calls served and failed by its workers that exited
+    rpc_served_gone: int = 0  # RPC calls served, failed, rejected by its workers that exited
     rpc_failed_gone: int = 0
+    rpc_rejected_gone: int = 0
 
     def record_exit(self, now: float, failed_start: bool) -> None:
         """A worker ended without the supervisor asking (or a fork failed): counted, and
@@ -76,6 +77,7 @@ class ManagerRecord:
         snapshot = record.beacon.read()
         self.rpc_served_gone += snapshot.rpc_served
         self.rpc_failed_gone += snapshot.rpc_failed
+        self.rpc_rejected_gone += snapshot.rpc_rejected
 
     def note_state(self, state: State, now: float) -> None:
         """The loop saw the manager's state change: when it stopped being RUNNING."""
@@ -187,6 +189,8 @@ class Table:
                     else now - unready,
                     "rpc_served": tracked.rpc_served_gone + sum(w["rpc_served"] for w in shown),
                     "rpc_failed": tracked.rpc_failed_gone + sum(w["rpc_failed"] for w in shown),
+                    "rpc_rejected": tracked.rpc_rejected_gone
+                    + sum(w["rpc_rejected"] for w in shown),
                     "workers": shown,
                 }
             )
@@ -216,6 +220,7 @@ def worker_status(
         "rpc": beacon.rpc,
         "rpc_served": beacon.rpc_served,
         "rpc_failed": beacon.rpc_failed,
+        "rpc_rejected": beacon.rpc_rejected,
     }
 
 

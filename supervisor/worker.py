@@ -383,7 +383,10 @@ class WorkerProcess:
         ]
         if config.rpc_enabled(CONF):
             served, failed = beacon.rpc_served, beacon.rpc_failed
-            lines.append(f"rpc: {beacon.rpc}, {served} served, {failed} failed")
+            lines.append(
+                f"rpc: {beacon.rpc}, {served} served, {failed} failed, "
+                f"{beacon.rpc_rejected} rejected"
+            )
         return "\n".join(lines)
 
     def _build(self) -> cotyledon.Service | None:

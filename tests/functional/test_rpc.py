@@ -176,6 +176,11 @@ def test_rpc_exposes_only_the_managers_own_methods(supervisor, broker, topic):
         with pytest.raises(Exception, match="does not support RPC method"):
             client.call({}, name)
     assert supervisor.count("tick") <= ticks + 3, "ticks run on their own, about 1 a second"
+    with pytest.raises(Exception, match="unexpected keyword argument 'colour'"):
+        client.call({}, "echo", colour="red")
+    (alpha,) = status(supervisor)["managers"]
+    counts = (alpha["rpc_served"], alpha["rpc_failed"], alpha["rpc_rejected"])
+    assert counts == (1, 0, len(refused) + 1), "names served; no failure; every refusal"
     assert [e[1] for e in supervisor.events() if e[1] in ("reset", "init_host")] == ["init_host"]
     configure(supervisor, broker, topic, workers=1, label="second")
     supervisor.signal(signal.SIGHUP)

@@ -57,17 +57,19 @@ def test_a_stopping_worker_is_not_judged_by_its_heartbeat():
 
 def test_rpc_state_and_counts_written_in_a_child_are_read_in_the_parent():
     beacon = Beacon()
-    assert (beacon.read().rpc, beacon.read().rpc_served, beacon.read().rpc_failed) == ("off", 0, 0)
+    first = beacon.read()
+    assert (first.rpc, first.rpc_served, first.rpc_failed, first.rpc_rejected) == ("off", 0, 0, 0)
     pid = os.fork()
     if pid == 0:
         beacon.set_rpc_state("consuming")
-        for served in (True, True, False):
-            beacon.count_rpc(served=served)
+        for outcome in ("served", "served", "failed", "rejected", "rejected", "rejected"):
+            beacon.count_rpc(outcome)
         beacon.set_phase("idle")  # a phase change keeps the counts
         os._exit(0)
     os.waitpid(pid, 0)
     snapshot = beacon.read()
     assert (snapshot.rpc, snapshot.rpc_served, snapshot.rpc_failed) == ("consuming", 2, 1)
+    assert snapshot.rpc_rejected == 3
     assert snapshot.phase == "idle"
 
 

@@ -35,6 +35,7 @@ def worker(worker_id: int = 0, **overrides: Any) -> dict[str, Any]:
         "rpc": "off",
         "rpc_served": 0,
         "rpc_failed": 0,
+        "rpc_rejected": 0,
         **overrides,
     }
 
@@ -52,6 +53,7 @@ def manager(name: str = "alpha", count: int = 2, **overrides: Any) -> dict[str, 
         "not_ready_for": 0.0,
         "rpc_served": 0,
         "rpc_failed": 0,
+        "rpc_rejected": 0,
         "workers": [worker(i) for i in range(count)],
         **overrides,
     }
@@ -340,7 +342,7 @@ def test_metrics_per_manager_and_worker():
 
 def test_metrics_of_reloads_and_rpc():
     reloads = {"applied": 3, "rejected": 1, "last_at": 1_700_000_000.0, "last_ok": False}
-    served = manager("alpha", rpc_served=10, rpc_failed=2)
+    served = manager("alpha", rpc_served=10, rpc_failed=2, rpc_rejected=5)
     found = families(http.metrics_text(status(served, rpc=True, reloads=reloads)))
     assert samples(found["mgr_supervisor_reloads"]) == {(): 3}
     assert samples(found["mgr_supervisor_reloads_rejected"]) == {(): 1}
@@ -348,6 +350,7 @@ def test_metrics_of_reloads_and_rpc():
     assert samples(found["mgr_supervisor_last_reload_successful"]) == {(): 0}
     assert samples(found["mgr_supervisor_rpc_calls_served"]) == {(("manager", "alpha"),): 10}
     assert samples(found["mgr_supervisor_rpc_calls_failed"]) == {(("manager", "alpha"),): 2}
+    assert samples(found["mgr_supervisor_rpc_calls_rejected"]) == {(("manager", "alpha"),): 5}
 
 
 def test_every_metric_is_in_the_namespace_with_a_unit_where_it_has_one():

@@ -58,6 +58,9 @@ class ComputeManager(Mixin, BaseManager):
     def echo(self, context: object, value: object = None) -> object:
         return value
 
+    def explode(self, context: object, kind: str = "runtime") -> None:
+        raise TypeError("its own") if kind == "type" else RuntimeError("its own")
+
     @staticmethod
     def static(context: object) -> str:
         return "static"
@@ -108,7 +111,13 @@ def manager() -> ComputeManager:
 
 
 def test_only_the_managers_own_plain_methods_are_exposed(manager):
-    assert rpc.exposed_methods(manager) == {"base_call", "echo", "from_mixin", "get_host_uptime"}
+    assert rpc.exposed_methods(manager) == {
+        "base_call",
+        "echo",
+        "explode",
+        "from_mixin",
+        "get_host_uptime",
+    }
     assert rpc.exposed_methods(ComputeV5Proxy(manager)) == {"get_host_uptime"}
     assert rpc.exposed_methods(ServiceEndpoint(0)) == {"status"}
 
@@ -129,7 +138,9 @@ def test_every_other_name_on_the_manager_answers_no_such_method(manager):
             dispatcher.dispatch(Incoming(name))
     assert manager.conf.calls == manager.driver.calls == manager.hidden.calls == 0
     assert not hasattr(manager, "hosted") and not hasattr(manager, "ticked")
-    assert beacon.read().rpc_served == beacon.read().rpc_failed == 0
+    counts = beacon.read()
+    assert counts.rpc_served == counts.rpc_failed == 0
+    assert counts.rpc_rejected == len(refused)
 
 
 def test_exposed_methods_are_served_and_counted(manager):
@@ -143,4 +154,11 @@ def test_exposed_methods_are_served_and_counted(manager):
         dispatcher.dispatch(Incoming("_helper", version="5.0"))
     with pytest.raises(messaging.UnsupportedVersion):
         dispatcher.dispatch(Incoming("echo", version="7.0"))
-    assert beacon.read().rpc_served == 4
+    with pytest.raises(TypeError):
+        dispatcher.dispatch(Incoming("echo", colour="red"))  # no such argument
+    with pytest.raises(RuntimeError):
+        dispatcher.dispatch(Incoming("explode"))
+    with pytest.raises(TypeError):
+        dispatcher.dispatch(Incoming("explode", kind="type"))  # its own TypeError: failed
+    counts = beacon.read()
+    assert (counts.rpc_served, counts.rpc_failed, counts.rpc_rejected) == (4, 2, 3)
