@@ -80,14 +80,24 @@ def _add_commands(subparsers: Any) -> None:
     call = subparsers.add_parser(
         "call",
         help="RPC to a manager's workers: call MANAGER METHOD [key=JSON ...] [--host H] "
-        "[--cast | --fanout] [--timeout S]; prints the result as JSON",
+        "[--version X.Y] [--namespace NS] [--cast | --fanout] [--timeout S]; prints the "
+        "result as JSON",
     )
     call.add_argument("manager", help="the manager's NAME (its topic unless [manager:NAME] topic)")
     call.add_argument("method", help="the manager's method")
     call.add_argument("arguments", nargs="*", metavar="key=JSON", help="keyword arguments")
     call.add_argument(
-        "--host", dest="call_host", help="only the workers of this host (the topic.host queue)"
+        "--host",
+        "--server",
+        dest="call_host",
+        help="only the workers of this host (the topic.host queue; oslo.messaging's server)",
     )
+    call.add_argument(
+        "--version",
+        dest="call_version",
+        help="the RPC version to ask for (default: the manager class's target.version, else 1.0)",
+    )
+    call.add_argument("--namespace", dest="call_namespace", help="the endpoint's target namespace")
     mode = call.add_mutually_exclusive_group()
     mode.add_argument("--cast", action="store_true", help="send, expect no answer")
     mode.add_argument("--fanout", action="store_true", help="cast to every worker of the topic")
@@ -207,14 +217,18 @@ def _call(conf: cfg.ConfigOpts, action: Any) -> int:
     from supervisor import rpc  # imported by validate_transport: RPC is on
 
     config.register_manager_opts(conf, action.manager)
-    topic = conf[config.MANAGER_SECTION_PREFIX + action.manager].topic or action.manager
+    section = conf[config.MANAGER_SECTION_PREFIX + action.manager]
+    topic = section.topic or action.manager
     mode = "fanout" if action.fanout else "cast" if action.cast else "call"
+    version = action.call_version or _target_version(section.manager, action.call_namespace)
     try:
         result = rpc.invoke(
             topic,
             action.method,
             arguments,
             server=action.call_host,
+            version=version,
+            namespace=action.call_namespace,
             mode=mode,
             timeout=action.timeout,
             conf=conf,
@@ -225,6 +239,22 @@ def _call(conf: cfg.ConfigOpts, action: Any) -> int:
     if mode == "call":
         print(json.dumps(result, indent=2, sort_keys=True))
     return EXIT_OK
+
+
+def _target_version(path: str | None, namespace: str | None) -> str | None:
+    """The version a versioned manager serves (`target.version`, as nova's managers declare
+    it) in `namespace`, when the class the config names can be imported here; else None,
+    oslo.messaging's 1.0 (another namespace is another endpoint's)."""
+    if not path:
+        return None
+    try:
+        cls = config.import_manager_class(path)
+    except ValueError:
+        return None
+    target = getattr(cls, "target", None)
+    if getattr(target, "namespace", None) != namespace:
+        return None
+    return getattr(target, "version", None)
 
 
 def _record(row: Any, service_down_time: float) -> dict[str, Any]:

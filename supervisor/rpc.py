@@ -140,10 +140,11 @@ def get_client(
     server: str | None = None,
     version: str | None = None,
     conf: cfg.ConfigOpts | None = None,
+    namespace: str | None = None,
 ) -> messaging.RPCClient:
     """An oslo.messaging `RPCClient` for a manager's `topic` (and one host's workers with
     `server`), with the serializer our workers use. For callers in other services."""
-    target = messaging.Target(topic=topic, server=server, version=version)
+    target = messaging.Target(topic=topic, server=server, version=version, namespace=namespace)
     return messaging.get_rpc_client(
         get_transport(conf), target, serializer=RequestContextSerializer()
     )
@@ -395,15 +396,17 @@ def invoke(
     arguments: dict[str, Any],
     *,
     server: str | None = None,
+    version: str | None = None,
+    namespace: str | None = None,
     mode: str = "call",
     timeout: float | None = None,
     conf: cfg.ConfigOpts | None = None,
 ) -> Any:
     """One `call` (its result), `cast` or `fanout` cast (None) of `method` on `topic`, as
     `mgr-supervisorctl call` makes it. Raises CallFailed or NoAnswer."""
-    client = get_client(topic, server=server, conf=conf).prepare(
-        timeout=timeout, retry=SEND_RETRIES, fanout=mode == "fanout"
-    )
+    client = get_client(
+        topic, server=server, version=version, conf=conf, namespace=namespace
+    ).prepare(timeout=timeout, retry=SEND_RETRIES, fanout=mode == "fanout")
     context = oslo_context.RequestContext()
     outcome: dict[str, Any] = {}
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import rpcfixtures
-from tests.functional.conftest import Supervisor
+from tests.functional.conftest import TESTS_DIR, Supervisor
 from tests.tcpproxy import TcpProxy
 
 CTL = Path(sys.executable).with_name("mgr-supervisorctl")
@@ -58,6 +58,8 @@ def ready(supervisor: Supervisor, workers: int = 2, timeout: float = 20) -> list
 
 
 def ctl(supervisor: Supervisor, *args: str, timeout: float = 40):
+    """`mgr-supervisorctl` as an operator runs it: beside the supervisor, so the managers
+    its config names import (the tests' own, through PYTHONPATH)."""
     import subprocess
 
     return subprocess.run(
@@ -65,6 +67,7 @@ def ctl(supervisor: Supervisor, *args: str, timeout: float = 40):
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent)),
     )
 
 
@@ -189,6 +192,33 @@ def test_rpc_exposes_only_the_managers_own_methods(supervisor, broker, topic):
     )
     assert client.call({}, "echo", value="after")["pid"] == pid
     assert "changed after the supervisor validated" not in supervisor.log()
+
+
+def test_mgr_supervisorctl_call_reaches_a_versioned_manager(supervisor, broker, topic):
+    """The call's version defaults to the manager class's target.version; --version,
+    --namespace and --server (oslo.messaging's word for --host) as a caller needs them."""
+    configure(
+        supervisor,
+        broker,
+        topic,
+        workers=1,
+        host="node-v",
+        manager="tests.functional.versioned.VersionedManager",
+    )
+    supervisor.start()
+    (pid,) = ready(supervisor, 1)
+    answer = ctl(supervisor, "call", "alpha", "echo", "value=1")
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["pid"] == pid
+    older = ctl(supervisor, "call", "alpha", "echo", "--version", "6.0", "--server", "node-v")
+    assert older.returncode == 0, older.stderr
+    newer = ctl(supervisor, "call", "alpha", "echo", "--version", "7.0")
+    assert newer.returncode == 1 and "UnsupportedVersion" in newer.stderr, newer.stderr
+    extra = ctl(supervisor, "call", "alpha", "extra_echo", "value=2", "--namespace", "extra")
+    assert extra.returncode == 0, extra.stderr
+    assert json.loads(extra.stdout) == {"extra": 2}
+    missing = ctl(supervisor, "call", "alpha", "extra_echo", "--version", "6.2")
+    assert missing.returncode == 1 and "NoSuchMethod" in missing.stderr, missing.stderr
 
 
 def test_mgr_supervisorctl_call_without_rpc_or_broker(supervisor, topic, proxied_broker):
