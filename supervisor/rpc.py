@@ -58,6 +58,7 @@ LIFECYCLE_HOOKS = frozenset(
 )
 # What no endpoint exposes, whatever a manager inherits from it.
 _FRAMEWORK_CLASSES = frozenset(Manager.__mro__) | frozenset(cotyledon.Service.__mro__)
+BASE_NAMESPACE = "baseapi"  # nova's, for the endpoint every service serves
 _OSLO_PING = "oslo_rpc_server_ping"  # the method of oslo.messaging's PingEndpoint
 # oslo.messaging logs through this logger when the broker connection is lost and regained.
 _DRIVER_LOGGER = "oslo.messaging._drivers.impl_rabbit"
@@ -257,6 +258,23 @@ class _Dispatcher(messaging.RPCDispatcher):
 def dispatcher(endpoints: Iterable[object], beacon: health.Beacon) -> messaging.RPCDispatcher:
     """What a worker's RPC server dispatches with."""
     return _Dispatcher(endpoints, beacon)
+
+
+class BaseRPCAPI:
+    """nova's base RPC API (`nova.baserpc`), served by every worker beside its manager, in
+    the namespace `baseapi`: `ping` is what nova-style probes (openstack-helm's) call."""
+
+    target = messaging.Target(namespace=BASE_NAMESPACE, version="1.1")
+
+    def __init__(self, service_name: str, backdoor_port: int | None = None) -> None:
+        self.service_name = service_name
+        self.backdoor_port = backdoor_port
+
+    def ping(self, context: Any, arg: Any) -> dict[str, Any]:
+        return {"service": self.service_name, "arg": arg}
+
+    def get_backdoor_port(self, context: Any) -> int | None:
+        return self.backdoor_port
 
 
 class _ConnectionWatch(logging.Filter):

@@ -182,7 +182,11 @@ class ManagerService(cotyledon.Service):
         from supervisor import rpc  # imported by the parent already: RPC is on
 
         assert self.manager is not None
-        endpoints = [self.manager, *getattr(self.manager, "additional_endpoints", [])]
+        endpoints = [
+            self.manager,
+            *getattr(self.manager, "additional_endpoints", []),
+            rpc.BaseRPCAPI(self.manager.service_name, self.manager.backdoor_port),
+        ]
         try:
             self.consumers = rpc.Consumers(self.spec.topic, CONF.host, endpoints, self.beacon)
         except Exception:

@@ -219,6 +219,10 @@ def test_mgr_supervisorctl_call_reaches_a_versioned_manager(supervisor, broker, 
     assert json.loads(extra.stdout) == {"extra": 2}
     missing = ctl(supervisor, "call", "alpha", "extra_echo", "--version", "6.2")
     assert missing.returncode == 1 and "NoSuchMethod" in missing.stderr, missing.stderr
+    # nova's base API, as openstack-helm's probe calls it: on every worker.
+    ping = ctl(supervisor, "call", "alpha", "ping", 'arg="probe"', "--namespace", "baseapi")
+    assert ping.returncode == 0, ping.stderr
+    assert json.loads(ping.stdout) == {"service": "alpha", "arg": "probe"}
 
 
 def test_mgr_supervisorctl_call_without_rpc_or_broker(supervisor, topic, proxied_broker):

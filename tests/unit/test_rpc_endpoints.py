@@ -162,3 +162,14 @@ def test_exposed_methods_are_served_and_counted(manager):
         dispatcher.dispatch(Incoming("explode", kind="type"))  # its own TypeError: failed
     counts = beacon.read()
     assert (counts.rpc_served, counts.rpc_failed, counts.rpc_rejected) == (4, 2, 3)
+
+
+def test_novas_base_api_answers_ping_in_its_namespace(manager):
+    base = rpc.BaseRPCAPI("compute", backdoor_port=None)
+    assert rpc.exposed_methods(base) == {"ping", "get_backdoor_port"}
+    dispatcher = rpc.dispatcher([manager, base], health.Beacon())
+    ping = Incoming("ping", version="1.0", arg="probe")
+    ping.message["namespace"] = "baseapi"
+    assert dispatcher.dispatch(ping) == {"service": "compute", "arg": "probe"}
+    with pytest.raises(messaging.NoSuchMethod):
+        dispatcher.dispatch(Incoming("ping", arg="probe"))  # not the manager's own
