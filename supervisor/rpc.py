@@ -277,10 +277,27 @@ class BaseRPCAPI:
         return self.backdoor_port
 
 
+# The rabbit driver's ERROR records that mean the connection is lost (their message templates):
+# a message it cannot read ("Failed to process message ... skipping it") is not among them.
+_CONNECTION_LOST = (
+    "Connection failed",
+    "is unreachable",
+    "closed the connection",
+    "Failed to consume message from queue",
+    "has blocked the connection",
+)
+
+
+def connection_lost(record: logging.LogRecord) -> bool:
+    """Whether a driver log record says the broker connection is lost."""
+    text = str(record.msg)
+    return record.levelno >= logging.ERROR and any(part in text for part in _CONNECTION_LOST)
+
+
 class _ConnectionWatch(logging.Filter):
     """Turns the driver's own log records about the broker connection into the worker's RPC
-    state: lost (an error) is "reconnecting", "Reconnected" is "consuming" again. oslo.messaging
-    has no callback for it; its records are what an operator sees too."""
+    state: lost is "reconnecting", "Reconnected" is "consuming" again. oslo.messaging has no
+    callback for it; its records are what an operator sees too."""
 
     def __init__(self, beacon: health.Beacon) -> None:
         super().__init__()
@@ -289,7 +306,7 @@ class _ConnectionWatch(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.consuming:
-            if record.levelno >= logging.ERROR:
+            if connection_lost(record):
                 self._beacon.set_rpc_state("reconnecting")
             elif "Reconnected to AMQP server" in str(record.msg):
                 self._beacon.set_rpc_state("consuming")

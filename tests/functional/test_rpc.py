@@ -225,6 +225,42 @@ def test_mgr_supervisorctl_call_reaches_a_versioned_manager(supervisor, broker, 
     assert json.loads(ping.stdout) == {"service": "alpha", "arg": "probe"}
 
 
+def test_a_malformed_message_is_skipped_and_no_lost_connection(supervisor, broker, topic):
+    """The driver logs an ERROR for a message it cannot read, and skips it; the connection
+    is fine, so the worker stays `consuming` and /healthz 200 while calls are served."""
+    import kombu
+
+    from tests.functional.test_http import answers, healthz
+    from tests.ports import free_port
+
+    port = free_port()
+    sections = rpcfixtures.rpc_sections(broker, topic)
+    supervisor.configure(
+        {"alpha": {"manager": RPC_MANAGER, "workers": 1, "topic": topic}},
+        default=sections["default"],
+        oslo_messaging_rabbit=sections["oslo_messaging_rabbit"],
+        supervisor={"http_listen": f"127.0.0.1:{port}"},
+    )
+    supervisor.start()
+    ready(supervisor, 1)
+    supervisor.wait_for(lambda: answers(port) and healthz(port)[0] == 200, what="/healthz 200")
+    amqp_url = "amqp://" + broker.partition("://")[2]
+    with kombu.Connection(amqp_url, connect_timeout=rpcfixtures.CONNECT_TIMEOUT) as connection:
+        connection.Producer().publish(
+            "not an oslo.messaging envelope",
+            exchange=topic,
+            routing_key=topic,
+            content_type="text/plain",
+        )
+    supervisor.wait_for(
+        lambda: "Failed to process message" in supervisor.log(), what="the message skipped"
+    )
+    client = rpcfixtures.plain_client(broker, topic, timeout=5)
+    assert client.call({}, "echo", value="after")["value"] == "after"
+    assert status(supervisor)["managers"][0]["workers"][0]["rpc"] == "consuming"
+    assert healthz(port)[0] == 200
+
+
 def test_mgr_supervisorctl_call_without_rpc_or_broker(supervisor, topic, proxied_broker):
     proxy, url = proxied_broker
     supervisor.configure({"alpha": {}})  # no transport_url

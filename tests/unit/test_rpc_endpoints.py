@@ -173,3 +173,21 @@ def test_novas_base_api_answers_ping_in_its_namespace(manager):
     assert dispatcher.dispatch(ping) == {"service": "compute", "arg": "probe"}
     with pytest.raises(messaging.NoSuchMethod):
         dispatcher.dispatch(Incoming("ping", arg="probe"))  # not the manager's own
+
+
+@pytest.mark.parametrize(
+    ("level", "message", "lost"),
+    [
+        ("ERROR", "Connection failed: %s (retrying in %s seconds)", True),
+        ("ERROR", "[%(connection_id)s] AMQP server on %(hostname)s:%(port)s is unreachable", True),
+        ("ERROR", "Failed to consume message from queue: %s", True),
+        ("ERROR", "Failed to process message ... skipping it.", False),
+        ("ERROR", "Failed to publish message to topic '%(topic)s': %(err_str)s", False),
+        ("INFO", "Connection failed, said at INFO", False),
+    ],
+)
+def test_only_a_lost_connection_counts_as_one(level, message, lost):
+    import logging
+
+    record = logging.LogRecord("impl_rabbit", getattr(logging, level), "", 0, message, None, None)
+    assert rpc.connection_lost(record) is lost
