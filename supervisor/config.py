@@ -69,6 +69,14 @@ default_opts = [
         "killed together with its descendants. 0 waits forever. Same name and meaning "
         "as oslo.service's option.",
     ),
+    cfg.ListOpt(
+        "allowed_rpc_exception_modules",
+        default=[],
+        help="Modules whose exceptions an RPC caller in this process rebuilds as their own "
+        "type when a remote method raises them (oslo.messaging's allowed_remote_exmods, as "
+        "nova's exception modules); any other arrives as RemoteError. Besides builtins and "
+        "oslo.messaging's, which always travel.",
+    ),
     cfg.IntOpt(
         "report_interval",
         default=10,

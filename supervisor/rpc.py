@@ -103,16 +103,17 @@ def rabbit_opts() -> list[cfg.Opt]:
 
 class RequestContextSerializer(messaging.Serializer):
     """nova's serializer: the context travels as a dict and arrives as an oslo.context
-    `RequestContext`; arguments and results travel as JSON primitives."""
+    `RequestContext`; arguments and results go through `base` (JSON primitives unless a
+    caller brings its own, as nova's objects serializer)."""
 
-    def __init__(self) -> None:
-        self._base = messaging.JsonPayloadSerializer()
+    def __init__(self, base: messaging.Serializer | None = None) -> None:
+        self._base = base or messaging.JsonPayloadSerializer()
 
     def serialize_entity(self, ctxt: Any, entity: Any) -> Any:
         return self._base.serialize_entity(ctxt, entity)
 
     def deserialize_entity(self, ctxt: Any, entity: Any) -> Any:
-        return entity
+        return self._base.deserialize_entity(ctxt, entity)
 
     def serialize_context(self, ctxt: Any) -> dict[str, Any]:
         if ctxt is None:
@@ -125,15 +126,35 @@ class RequestContextSerializer(messaging.Serializer):
 
 _transport_lock = threading.Lock()
 _transport: Any = None
+_extra_exmods: list[str] = []
+UPGRADE_LEVELS_GROUP = "upgrade_levels"  # nova's: a version cap per topic
+_EXMODS_OPT = "allowed_rpc_exception_modules"  # [DEFAULT], declared in supervisor/config.py
+
+
+def add_extra_exmods(*modules: str) -> None:
+    """Modules whose exceptions this process's RPC callers rebuild as their own type, beside
+    `[DEFAULT] allowed_rpc_exception_modules` (nova's `rpc.add_extra_exmods`). Before the
+    first `get_transport()`."""
+    _extra_exmods.extend(modules)
 
 
 def get_transport(conf: cfg.ConfigOpts | None = None) -> Any:
-    """This process's RPC transport (made at its first use: never before a fork)."""
+    """This process's RPC transport (made at its first use: never before a fork), with the
+    exception modules a caller may rebuild."""
     global _transport
     with _transport_lock:
         if _transport is None:
-            _transport = messaging.get_rpc_transport(conf or cfg.CONF)
+            _transport = new_transport(conf or cfg.CONF)
         return _transport
+
+
+def new_transport(conf: cfg.ConfigOpts) -> Any:
+    """A transport on `conf`'s transport_url, whose callers rebuild the exceptions of
+    `[DEFAULT] allowed_rpc_exception_modules` and of `add_extra_exmods()`."""
+    # The supervisor's config declares the option; another service's may not.
+    configured = conf.allowed_rpc_exception_modules if _EXMODS_OPT in conf else []
+    allowed = [*configured, *_extra_exmods]
+    return messaging.get_rpc_transport(conf, allowed_remote_exmods=allowed)
 
 
 def get_client(
@@ -142,12 +163,25 @@ def get_client(
     version: str | None = None,
     conf: cfg.ConfigOpts | None = None,
     namespace: str | None = None,
+    *,
+    version_cap: str | None = None,
+    serializer: messaging.Serializer | None = None,
+    transport: Any = None,
 ) -> messaging.RPCClient:
     """An oslo.messaging `RPCClient` for a manager's `topic` (and one host's workers with
-    `server`), with the serializer our workers use. For callers in other services."""
+    `server`), as nova's `rpc.get_client` makes one: nova's context serializer around
+    `serializer`; `version_cap`, else `[upgrade_levels] <topic>` when set, caps the versions
+    it sends (a rolling upgrade); `transport` reused, else this process's."""
+    conf = conf or cfg.CONF
+    if version_cap is None:
+        conf.register_opt(cfg.StrOpt(topic), group=UPGRADE_LEVELS_GROUP)
+        version_cap = conf[UPGRADE_LEVELS_GROUP][topic]
     target = messaging.Target(topic=topic, server=server, version=version, namespace=namespace)
     return messaging.get_rpc_client(
-        get_transport(conf), target, serializer=RequestContextSerializer()
+        transport or get_transport(conf),
+        target,
+        version_cap=version_cap,
+        serializer=RequestContextSerializer(serializer),
     )
 
 

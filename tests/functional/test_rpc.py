@@ -225,6 +225,79 @@ def test_mgr_supervisorctl_call_reaches_a_versioned_manager(supervisor, broker, 
     assert json.loads(ping.stdout) == {"service": "alpha", "arg": "probe"}
 
 
+# Another service's process, as nova's services make their clients: oslo's global config
+# (oslo.messaging registers some options only there), the transport made once and reused.
+NOVA_STYLE_CALLER = """\
+import json, sys
+from oslo_config import cfg
+from supervisor import config, rpc
+from tests.functional import versioned
+
+config_file, topic = sys.argv[1:]
+config.register_static_opts(cfg.CONF)
+cfg.CONF(["--config-file", config_file], project="mgr-supervisor-caller")
+seen = {}
+cfg.CONF.set_override("allowed_rpc_exception_modules", [versioned.__name__])
+transport = rpc.new_transport(cfg.CONF)
+client = rpc.get_client(topic, version="6.0", transport=transport).prepare(timeout=10)
+try:
+    client.call(None, "find_instance", uuid="abc")
+except Exception as exc:
+    seen["typed"] = [isinstance(exc, versioned.InstanceNotFound), str(exc).splitlines()[0]]
+cfg.CONF.register_opt(cfg.StrOpt(topic), group=rpc.UPGRADE_LEVELS_GROUP)
+cfg.CONF.set_override(topic, "6.1", group=rpc.UPGRADE_LEVELS_GROUP)
+capped = rpc.get_client(topic, transport=transport)
+seen["can_send"] = [capped.can_send_version("6.1"), capped.can_send_version("6.2")]
+seen["capped_call"] = capped.prepare(version="6.1", timeout=10).call(None, "echo", value=3)["value"]
+try:
+    capped.prepare(version="6.2").call(None, "echo")
+except Exception as exc:
+    seen["over_cap"] = type(exc).__name__
+cfg.CONF.clear_override("allowed_rpc_exception_modules")
+untyped = rpc.get_client(topic, version="6.0", transport=rpc.new_transport(cfg.CONF))
+try:
+    untyped.prepare(timeout=10).call(None, "find_instance", uuid="abc")
+except Exception as exc:
+    seen["untyped"] = isinstance(exc, versioned.InstanceNotFound)
+transport.cleanup()
+print(json.dumps(seen))
+"""
+
+
+def test_a_nova_style_client_caps_versions_and_catches_typed_exceptions(supervisor, broker, topic):
+    """`rpc.get_client` as nova's: `[upgrade_levels] <topic>` caps what it sends, an
+    exception of an allowed module arrives as its own type (else not), the transport is
+    reused."""
+    import subprocess
+
+    manager = "tests.functional.versioned.VersionedManager"
+    configure(supervisor, broker, topic, workers=1, manager=manager)
+    supervisor.start()
+    ready(supervisor, 1)
+    caller = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            "-c",
+            NOVA_STYLE_CALLER,
+            str(supervisor.config_file),
+            topic,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent)),
+    )
+    assert caller.returncode == 0, caller.stderr[-3000:]
+    seen = json.loads(caller.stdout.splitlines()[-1])
+    assert seen["typed"] == [True, "instance abc could not be found"]
+    assert seen["can_send"] == [True, False]
+    assert seen["capped_call"] == 3
+    assert seen["over_cap"] == "RPCVersionCapError"
+    assert seen["untyped"] is False
+
+
 def test_a_malformed_message_is_skipped_and_no_lost_connection(supervisor, broker, topic):
     """The driver logs an ERROR for a message it cannot read, and skips it; the connection
     is fine, so the worker stays `consuming` and /healthz 200 while calls are served."""

@@ -8,6 +8,10 @@ import oslo_messaging as messaging
 from tests.functional.managers import RpcManager
 
 
+class InstanceNotFound(Exception):
+    """A typed exception that travels to callers that allow this module."""
+
+
 class ExtraEndpoint:
     target = messaging.Target(namespace="extra", version="1.1")
 
@@ -21,3 +25,6 @@ class VersionedManager(RpcManager):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.additional_endpoints = [ExtraEndpoint()]
+
+    def find_instance(self, context: object, uuid: str) -> None:
+        raise InstanceNotFound(f"instance {uuid} could not be found")
