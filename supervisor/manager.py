@@ -65,6 +65,7 @@ class Manager(periodic_task.PeriodicTasks):
     """
 
     opts: ClassVar[list[cfg.Opt]] = []
+    _notifier: Any = None  # made at the first use of `notifier`, or set by the manager
 
     def __init__(
         self,
@@ -91,6 +92,21 @@ class Manager(periodic_task.PeriodicTasks):
         CONF.register_opts(list(self.opts), group=section)
         self.configuration = CONF[section]
         super().__init__(CONF)
+
+    @property
+    def notifier(self) -> Any:
+        """nova's `self.notifier`: an oslo.messaging Notifier (publisher_id
+        `<service_name>.<host>`, `[oslo_messaging_notifications]`), made at its first use;
+        one that drops everything while no notification driver is configured."""
+        if self._notifier is None:
+            from supervisor import notifications
+
+            self._notifier = notifications.get_notifier(self.service_name, self.host)
+        return self._notifier
+
+    @notifier.setter
+    def notifier(self, notifier: Any) -> None:  # nova's managers set their own
+        self._notifier = notifier
 
     def set_periodic_spacing(self, task_name: str, seconds: float) -> None:
         """Change one periodic task's spacing for this manager only.

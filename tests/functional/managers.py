@@ -264,6 +264,10 @@ class RpcManager(EventManager):
         """What `dir()` shows of this manager in its worker: what a caller could try."""
         return dir(self)
 
+    def announce(self, context: object, value: object = None) -> None:
+        """Sends `test.announced` through `self.notifier`."""
+        self.notifier.info(context, "test.announced", {"value": value, "pid": os.getpid()})
+
     def quick(self, context: object, value: object = None) -> object:
         """An answer that records nothing: for loads of thousands of calls."""
         return value

@@ -23,6 +23,7 @@ from tests.tcpproxy import TcpProxy
 
 CTL = Path(sys.executable).with_name("mgr-supervisorctl")
 RPC_MANAGER = "tests.functional.managers.RpcManager"
+GROUP_NOTIFICATIONS = "oslo_messaging_notifications"
 
 
 @pytest.fixture
@@ -296,6 +297,42 @@ def test_a_nova_style_client_caps_versions_and_catches_typed_exceptions(supervis
     assert seen["capped_call"] == 3
     assert seen["over_cap"] == "RPCVersionCapError"
     assert seen["untyped"] is False
+
+
+def test_a_managers_notifier_publishes_on_the_broker(supervisor, broker, topic):
+    """`self.notifier` with `[oslo_messaging_notifications] driver = messagingv2`: the
+    notification lands in `<topics>.info`, publisher `<service_name>.<host>`."""
+    import kombu
+
+    notifications = f"{topic}_notifications"
+    sections = rpcfixtures.rpc_sections(broker, topic)
+    supervisor.configure(
+        {"alpha": {"manager": RPC_MANAGER, "workers": 1, "topic": topic}},
+        default={**sections["default"], "host": "node-n"},
+        oslo_messaging_rabbit=sections["oslo_messaging_rabbit"],
+        extra={GROUP_NOTIFICATIONS: {"driver": "messagingv2", "topics": notifications}},
+    )
+    supervisor.start()
+    (pid,) = ready(supervisor, 1)
+    rpcfixtures.plain_client(broker, topic, timeout=10).call({}, "announce", value=7)
+    amqp_url = "amqp://" + broker.partition("://")[2]
+    queue = f"{notifications}.info"  # declared by the worker's notifier as it sends
+    with kombu.Connection(amqp_url, connect_timeout=rpcfixtures.CONNECT_TIMEOUT) as connection:
+        channel = connection.channel()
+        message = None
+        deadline = time.monotonic() + 10
+        while message is None and time.monotonic() < deadline:
+            try:
+                message = channel.basic_get(queue=queue, no_ack=True)
+            except connection.channel_errors:  # not declared yet: the channel was closed
+                channel = connection.channel()
+            time.sleep(0.05)
+        assert message is not None, f"no notification arrived\n{supervisor.log()[-3000:]}"
+        body = json.loads(json.loads(message.body)["oslo.message"])
+        channel.queue_delete(queue)
+    assert body["event_type"] == "test.announced"
+    assert body["publisher_id"] == "alpha.node-n"
+    assert body["payload"] == {"value": 7, "pid": pid}
 
 
 def test_a_malformed_message_is_skipped_and_no_lost_connection(supervisor, broker, topic):

@@ -138,3 +138,36 @@ def test_a_constructor_the_supervisor_cannot_call_is_found_on_its_signature():
     assert "TwoArgService(worker_id): missing a required argument: 'extra'" == (
         unbuildable(TwoArgService)
     )
+
+
+def test_the_notifier_is_a_no_op_without_a_notification_driver(tmp_path):
+    """No `[oslo_messaging_notifications]` section: notifications are dropped, and
+    oslo.messaging is never imported for them (a fresh interpreter tells)."""
+    import subprocess
+
+    config = tmp_path / "plain.conf"
+    config.write_text("[DEFAULT]\nhost = node-1\n")
+    code = (
+        "import sys\n"
+        "from oslo_config import cfg\n"
+        "from supervisor.config import register_static_opts\n"
+        "from supervisor.manager import Manager\n"
+        "register_static_opts(cfg.CONF)\n"
+        f"cfg.CONF(['--config-file', {str(config)!r}], project='t')\n"
+        "m = Manager(service_name='alpha')\n"
+        "m.notifier.info({}, 'x.y', {'a': 1})\n"
+        "n = m.notifier\n"
+        "print(type(n).__name__, n.is_enabled(), 'oslo_messaging' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["NoopNotifier", "False", "False"]
+
+
+def test_a_manager_may_set_its_own_notifier():
+    manager = Manager(host="h", service_name="own-notifier")
+    sentinel = object()
+    manager.notifier = sentinel  # nova's managers: self.notifier = rpc.get_notifier(...)
+    assert manager.notifier is sentinel
