@@ -1,0 +1,88 @@
+"""The worked example `workers.notes` end to end on RabbitMQ, through README's own commands
+("A nova-shaped manager") and through its client, `workers.notes.rpcapi.NotesAPI`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests import rpcfixtures
+from tests.functional.conftest import TESTS_DIR
+from tests.functional.test_rpc import ctl
+
+# Another service: oslo's global config, the client class the example ships.
+CALLER = """\
+import json, sys
+from oslo_config import cfg
+from supervisor import config
+from workers.notes import exception, rpcapi
+
+config_file, topic = sys.argv[1:]
+config.register_static_opts(cfg.CONF)
+cfg.CONF(["--config-file", config_file], project="notes-caller")
+api = rpcapi.NotesAPI(topic)
+seen = {}
+api.put_note(None, "apple", "red")
+api.put_note(None, "avocado", "green")
+api.put_note(None, "banana", "yellow")
+seen["get"] = api.get_note(None, "apple")
+try:
+    api.get_note(None, "cherry")
+except exception.NoteNotFound as exc:
+    seen["typed"] = str(exc).splitlines()[0]  # then the remote traceback
+seen["prefix_2_1"] = api.list_notes(None, prefix="a")
+capped = rpcapi.NotesAPI(topic, version_cap="2.0")
+seen["can_send_2_1"] = capped.client.can_send_version("2.1")
+seen["prefix_2_0"] = capped.list_notes(None, prefix="a")
+print(json.dumps(seen))
+"""
+
+
+def test_the_notes_example_as_readme_drives_it(supervisor, broker, topic):
+    sections = rpcfixtures.rpc_sections(broker, topic)
+    supervisor.configure(
+        {
+            "notes": {
+                "manager": "workers.notes.manager.NotesManager",
+                "notes_driver": "memory",
+                "topic": topic,
+            }
+        },
+        default=sections["default"],
+        oslo_messaging_rabbit=sections["oslo_messaging_rabbit"],
+    )
+    supervisor.start()
+    supervisor.wait_for(lambda: "notes worker(0): ready" in supervisor.log(), what="ready")
+
+    put = ctl(supervisor, "call", "notes", "put_note", 'key="a"', 'text="hello"')
+    assert (put.returncode, put.stdout.strip()) == (0, "null"), put.stderr
+    got = ctl(supervisor, "call", "notes", "get_note", 'key="a"')
+    assert (got.returncode, json.loads(got.stdout)) == (0, "hello"), got.stderr
+    missing = ctl(supervisor, "call", "notes", "get_note", 'key="zz"')
+    assert missing.returncode == 1
+    assert missing.stderr == (
+        "mgr-supervisorctl: call notes get_note: NoteNotFound: note 'zz' could not be found\n"
+    )
+    old = ctl(supervisor, "call", "notes", "set_note", 'key="b"', 'text="v1"', "--version", "1.3")
+    assert old.returncode == 0, old.stderr
+    got = ctl(supervisor, "call", "notes", "get_note", 'key="b"')
+    assert json.loads(got.stdout) == "v1", "the 1.x proxy wrote through the 2.x manager"
+
+    caller = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", CALLER, str(supervisor.config_file), topic],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent)),
+    )
+    assert caller.returncode == 0, caller.stderr[-3000:]
+    seen = json.loads(caller.stdout.splitlines()[-1])
+    assert seen == {
+        "get": "red",
+        "typed": "note 'cherry' could not be found",
+        "prefix_2_1": ["a", "apple", "avocado"],  # "a": README's put, above
+        "can_send_2_1": False,
+        "prefix_2_0": ["a", "apple", "avocado"],  # filtered by the client
+    }
