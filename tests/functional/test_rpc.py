@@ -172,7 +172,7 @@ def test_rpc_exposes_only_the_managers_own_methods(supervisor, broker, topic):
     supervisor.start()
     (pid,) = ready(supervisor, 1)
     client = rpcfixtures.plain_client(broker, topic, timeout=5)
-    own = {"echo", "fail", "names", "note", "quick", "slow"}  # RpcManager's methods
+    own = {"announce", "echo", "fail", "names", "note", "quick", "slow"}  # RpcManager's
     refused = sorted(set(client.call({}, "names")) - own)
     assert {"conf", "set_periodic_spacing", "init_host", "tick", "reset"} <= set(refused)
     ticks = supervisor.count("tick")
