@@ -4,13 +4,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from tests import rpcfixtures
-from tests.functional.conftest import TESTS_DIR
-from tests.functional.test_rpc import ctl
+from tests.functional.test_rpc import ctl, run_caller
 
 # Another service: oslo's global config, the client class the example ships.
 CALLER = """\
@@ -70,15 +66,7 @@ def test_the_notes_example_as_readme_drives_it(supervisor, broker, topic):
     got = ctl(supervisor, "call", "notes", "get_note", 'key="b"')
     assert json.loads(got.stdout) == "v1", "the 1.x proxy wrote through the 2.x manager"
 
-    caller = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", CALLER, str(supervisor.config_file), topic],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent)),
-    )
-    assert caller.returncode == 0, caller.stderr[-3000:]
-    seen = json.loads(caller.stdout.splitlines()[-1])
+    seen = run_caller(CALLER, str(supervisor.config_file), topic)
     assert seen == {
         "get": "red",
         "typed": "note 'cherry' could not be found",

@@ -72,6 +72,22 @@ def ctl(supervisor: Supervisor, *args: str, timeout: float = 40):
     )
 
 
+def run_caller(script: str, *args: str) -> dict:
+    """Run `script` as another service's process would (a fresh interpreter, the tests'
+    modules importable); the JSON object its last line prints."""
+    import subprocess
+
+    caller = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent)),
+    )
+    assert caller.returncode == 0, caller.stderr[-3000:]
+    return json.loads(caller.stdout.splitlines()[-1])
+
+
 def status(supervisor: Supervisor) -> dict:
     """`ctl status --json`; no managers while the control socket is not up yet (exit 3)."""
     result = ctl(supervisor, "status", "--json")
@@ -269,29 +285,12 @@ def test_a_nova_style_client_caps_versions_and_catches_typed_exceptions(supervis
     """`rpc.get_client` as nova's: `[upgrade_levels] <topic>` caps what it sends, an
     exception of an allowed module arrives as its own type (else not), the transport is
     reused."""
-    import subprocess
 
     manager = "tests.functional.versioned.VersionedManager"
     configure(supervisor, broker, topic, workers=1, manager=manager)
     supervisor.start()
     ready(supervisor, 1)
-    caller = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "ignore",
-            "-c",
-            NOVA_STYLE_CALLER,
-            str(supervisor.config_file),
-            topic,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent)),
-    )
-    assert caller.returncode == 0, caller.stderr[-3000:]
-    seen = json.loads(caller.stdout.splitlines()[-1])
+    seen = run_caller(NOVA_STYLE_CALLER, str(supervisor.config_file), topic)
     assert seen["typed"] == [True, "instance abc could not be found"]
     assert seen["can_send"] == [True, False]
     assert seen["capped_call"] == 3
