@@ -269,9 +269,10 @@ def _accepts(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool
     return True
 
 
-class _Dispatcher(messaging.RPCDispatcher):
-    """oslo.messaging's dispatcher over the endpoints' exposed methods, counting what it
-    refuses before any method runs (no such method, an unsupported version) as rejected."""
+class Dispatcher(messaging.RPCDispatcher):
+    """What a worker's RPC server dispatches with: oslo.messaging's dispatcher over the
+    endpoints' exposed methods, counting what it refuses before any method runs (no such
+    method, an unsupported version) as rejected."""
 
     def __init__(self, endpoints: Iterable[object], beacon: health.Beacon) -> None:
         super().__init__(
@@ -287,11 +288,6 @@ class _Dispatcher(messaging.RPCDispatcher):
         except (messaging.NoSuchMethod, messaging.UnsupportedVersion):
             self._beacon.count_rpc("rejected")
             raise
-
-
-def dispatcher(endpoints: Iterable[object], beacon: health.Beacon) -> messaging.RPCDispatcher:
-    """What a worker's RPC server dispatches with."""
-    return _Dispatcher(endpoints, beacon)
 
 
 class BaseRPCAPI:
@@ -367,7 +363,7 @@ class Consumers:
         self._server = rpc_server.RPCServer(
             get_transport(conf),
             messaging.Target(topic=topic, server=host),
-            dispatcher(endpoints, beacon),
+            Dispatcher(endpoints, beacon),
             executor="threading",
         )
 

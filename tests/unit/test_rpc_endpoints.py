@@ -127,7 +127,7 @@ def test_every_other_name_on_the_manager_answers_no_such_method(manager):
     caller would send them: NoSuchMethod, and nothing ran."""
     manager.conf = Driver()  # in a worker, cfg.CONF: calling it clears the whole config
     beacon = health.Beacon()
-    dispatcher = rpc.dispatcher([manager], beacon)
+    dispatcher = rpc.Dispatcher([manager], beacon)
     names = set(dir(manager)) | {"conf", "target", "methods", "oslo_rpc_server_ping"}
     refused = sorted(names - rpc.exposed_methods(manager))
     assert {"conf", "set_periodic_spacing", "init_host", "tick", "driver", "_private"} <= set(
@@ -145,7 +145,7 @@ def test_every_other_name_on_the_manager_answers_no_such_method(manager):
 
 def test_exposed_methods_are_served_and_counted(manager):
     beacon = health.Beacon()
-    dispatcher = rpc.dispatcher([manager, ComputeV5Proxy(manager)], beacon)
+    dispatcher = rpc.Dispatcher([manager, ComputeV5Proxy(manager)], beacon)
     assert dispatcher.dispatch(Incoming("echo", value=3)) == 3
     assert dispatcher.dispatch(Incoming("get_host_uptime")) == "up"
     assert dispatcher.dispatch(Incoming("get_host_uptime", version="5.0")) == "v5 up"
@@ -167,7 +167,7 @@ def test_exposed_methods_are_served_and_counted(manager):
 def test_novas_base_api_answers_ping_in_its_namespace(manager):
     base = rpc.BaseRPCAPI("compute", backdoor_port=None)
     assert rpc.exposed_methods(base) == {"ping", "get_backdoor_port"}
-    dispatcher = rpc.dispatcher([manager, base], health.Beacon())
+    dispatcher = rpc.Dispatcher([manager, base], health.Beacon())
     ping = Incoming("ping", version="1.0", arg="probe")
     ping.message["namespace"] = "baseapi"
     assert dispatcher.dispatch(ping) == {"service": "compute", "arg": "probe"}
