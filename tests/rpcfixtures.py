@@ -89,12 +89,18 @@ def plain_client(url: str, topic: str, server: str | None = None, timeout: float
     return oslo_messaging.get_rpc_client(_transports[url], target, timeout=timeout)
 
 
-def delete_exchanges(url: str, exchange: str, topics: list[str]) -> None:
-    """A test's exchanges: an auto-delete exchange that never had a binding stays."""
+def kombu_connection(url: str) -> Any:
+    """A kombu connection to the broker of `url` (kombu's amqp:// for oslo's rabbit://),
+    for what a test does below oslo.messaging."""
     import kombu
 
-    amqp_url = "amqp://" + url.partition("://")[2]  # kombu's name for oslo's rabbit://
-    with kombu.Connection(amqp_url, connect_timeout=CONNECT_TIMEOUT) as connection:
+    return kombu.Connection("amqp://" + url.partition("://")[2], connect_timeout=CONNECT_TIMEOUT)
+
+
+def delete_exchanges(url: str, exchange: str, topics: list[str]) -> None:
+    """A test's exchanges: an auto-delete exchange that never had a binding stays."""
+
+    with kombu_connection(url) as connection:
         channel = connection.channel()
         for name in (exchange, *(f"{topic}_fanout" for topic in topics)):
             channel.exchange_delete(name)

@@ -301,7 +301,6 @@ def test_a_nova_style_client_caps_versions_and_catches_typed_exceptions(supervis
 def test_a_managers_notifier_publishes_on_the_broker(supervisor, broker, topic):
     """`self.notifier` with `[oslo_messaging_notifications] driver = messagingv2`: the
     notification lands in `<topics>.info`, publisher `<service_name>.<host>`."""
-    import kombu
 
     notifications = f"{topic}_notifications"
     sections = rpcfixtures.rpc_sections(broker, topic)
@@ -314,9 +313,8 @@ def test_a_managers_notifier_publishes_on_the_broker(supervisor, broker, topic):
     supervisor.start()
     (pid,) = ready(supervisor, 1)
     rpcfixtures.plain_client(broker, topic, timeout=10).call({}, "announce", value=7)
-    amqp_url = "amqp://" + broker.partition("://")[2]
     queue = f"{notifications}.info"  # declared by the worker's notifier as it sends
-    with kombu.Connection(amqp_url, connect_timeout=rpcfixtures.CONNECT_TIMEOUT) as connection:
+    with rpcfixtures.kombu_connection(broker) as connection:
         channel = connection.channel()
         message = None
         deadline = time.monotonic() + 10
@@ -337,7 +335,6 @@ def test_a_managers_notifier_publishes_on_the_broker(supervisor, broker, topic):
 def test_a_malformed_message_is_skipped_and_no_lost_connection(supervisor, broker, topic):
     """The driver logs an ERROR for a message it cannot read, and skips it; the connection
     is fine, so the worker stays `consuming` and /healthz 200 while calls are served."""
-    import kombu
 
     from tests.functional.test_http import answers, healthz
     from tests.ports import free_port
@@ -353,8 +350,7 @@ def test_a_malformed_message_is_skipped_and_no_lost_connection(supervisor, broke
     supervisor.start()
     ready(supervisor, 1)
     supervisor.wait_for(lambda: answers(port) and healthz(port)[0] == 200, what="/healthz 200")
-    amqp_url = "amqp://" + broker.partition("://")[2]
-    with kombu.Connection(amqp_url, connect_timeout=rpcfixtures.CONNECT_TIMEOUT) as connection:
+    with rpcfixtures.kombu_connection(broker) as connection:
         connection.Producer().publish(
             "not an oslo.messaging envelope",
             exchange=topic,
