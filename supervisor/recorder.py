@@ -302,6 +302,9 @@ class Recorder:
         except OSError:
             sent = -1
         if sent != len(message):
+            # Gone, or not reading: what it sent before it went (its stop, say) is read
+            # first, never closed unread with the socket.
+            self._read(worker)
             self._drop(worker)
 
 
