@@ -35,6 +35,7 @@ from supervisor import (
     stamp,
     state,
     systemd,
+    views,
     worker,
 )
 from supervisor.policy import RETRY_FOREVER, RestartTracker, State
@@ -259,9 +260,7 @@ class Arbiter:
         reports.write_report(self._conf, config.PROJECT)
 
     def _report_section(self) -> str:
-        from supervisor import ctl  # its table, as `mgr-supervisorctl status` prints it
-
-        return ctl.format_status(self.status())
+        return views.format_status(self.status())
 
     # -- reload
 

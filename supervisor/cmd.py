@@ -12,13 +12,9 @@ from oslo_config import cfg
 
 from supervisor import config, control, logs, reports
 from supervisor.arbiter import Arbiter
+from supervisor.exits import EXIT_FAILURE, EXIT_OK, config_error
 
 LOG = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_NOT_RUNNING = 3  # as systemctl and LSB status scripts say "not running"
-EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,12 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Skip the interpreter's finalization (25-45 ms with our imports): flush the logs and go.
     logging.shutdown()
     os._exit(status)
-
-
-def config_error(message: str, program: str = config.PROJECT) -> int:
-    """One line on stderr, and the exit status that says "configuration error"."""
-    print(f"{program}: config error: {message}", file=sys.stderr)
-    return EXIT_CONFIG
 
 
 if __name__ == "__main__":

@@ -24,15 +24,12 @@ from typing import Any
 
 from oslo_config import cfg
 
-from supervisor import config, control
-from supervisor.cmd import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, config_error
+from supervisor import config, control, views
 from supervisor.db import api as db_api
+from supervisor.exits import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, config_error
 
 CTL = "mgr-supervisorctl"
-EXIT_USAGE = 2  # as argparse says it
 SERVICE_ACTIONS = ("list", "disable", "enable", "delete")
-# `status` exits 0 when every manager shown is in one of these: running, or stopped on request.
-FINE_STATES = frozenset({"RUNNING", "STOPPED"})
 SOCKET_OPT = cfg.StrOpt(
     "socket",
     metavar="PATH",
@@ -147,8 +144,8 @@ def _control(path: str, action: Any) -> int:
         return EXIT_OK
     try:
         status = answer["status"]
-        text = json.dumps(status, indent=2) if action.json else format_status(status)
-        all_fine = all(m["state"] in FINE_STATES for m in status["managers"])
+        text = json.dumps(status, indent=2) if action.json else views.format_status(status)
+        all_fine = all(m["state"] in views.FINE_STATES for m in status["managers"])
     except (KeyError, TypeError, ValueError) as exc:
         print(f"{CTL}: status: unexpected answer from the supervisor: {exc!r}", file=sys.stderr)
         return EXIT_FAILURE
@@ -177,7 +174,7 @@ def _services(conf: cfg.ConfigOpts, action: Any) -> int:
         if verb == "list":
             rows = db_api.service_get_all(host=action.filter_host, topic=action.filter_manager)
             records = [_record(row, conf.service_down_time) for row in rows]
-            print(json.dumps(records, indent=2) if action.json else format_services(records))
+            print(json.dumps(records, indent=2) if action.json else views.format_services(records))
             return EXIT_OK
         if verb == "delete":
             changed = db_api.service_delete(action.target_host, action.target_manager)
@@ -270,82 +267,3 @@ def _record(row: Any, service_down_time: float) -> dict[str, Any]:
         "disabled": bool(row["disabled"]),
         "disabled_reason": row["disabled_reason"],
     }
-
-
-def format_services(records: list[dict[str, Any]]) -> str:
-    rows: list[tuple[str, ...]] = [
-        ("HOST", "MANAGER", "WORKER", "PID", "STATE", "REPORTS", "LAST-SEEN")
-    ]
-    for r in records:
-        rows.append(
-            (
-                r["host"],
-                r["manager"],
-                str(r["worker_id"]),
-                str(r["pid"] or "-"),
-                r["state"] + (f" ({r['disabled_reason']})" if r["disabled_reason"] else ""),
-                str(r["report_count"]),
-                r["last_seen"] or "-",
-            )
-        )
-    return _table(rows)
-
-
-def format_status(status: dict[str, Any]) -> str:
-    """The status as two tables a person reads at a glance."""
-    managers: list[tuple[str, ...]] = [("MANAGER", "STATE", "WORKERS", "RESTARTS", "LAST EXIT")]
-    workers: list[tuple[str, ...]] = [("PID", "WORKER", "PHASE", "UPTIME", "RSS", "HEARTBEAT")]
-    rpc = any(w.get("rpc", "off") != "off" for m in status["managers"] for w in m["workers"])
-    if rpc:
-        workers[0] += ("RPC", "SERVED", "FAILED", "REJECTED")
-    for m in status["managers"]:
-        managers.append(
-            (
-                m["name"],
-                m["state"],
-                f"{m['running']}/{m['wanted']}",
-                str(m["restarts"]),
-                m["last_exit"],
-            )
-        )
-        for w in m["workers"]:
-            phase = w["phase"] + (f" (stopping: {w['stopping']})" if w["stopping"] else "")
-            if w.get("process_state") == "stopped":
-                phase += " (process stopped)"
-            rss = "-" if w["rss_mb"] is None else f"{w['rss_mb']:.1f}M"
-            row: tuple[str, ...] = (
-                str(w["pid"]),
-                f"{m['name']}({w['worker_id']})",
-                phase,
-                _duration(w["uptime"]),
-                rss,
-                f"{w['heartbeat_age']:.1f}s ago",
-            )
-            if rpc:
-                row += (
-                    w["rpc"],
-                    str(w["rpc_served"]),
-                    str(w["rpc_failed"]),
-                    str(w["rpc_rejected"]),
-                )
-            workers.append(row)
-    head = f"mgr-supervisor pid {status['pid']}, up {_duration(status['uptime'])}"
-    if status.get("database") == "unreachable":
-        head += "; the database is unreachable (service records wait for it)"
-    return "\n\n".join([head, _table(managers), _table(workers)])
-
-
-def _table(rows: Sequence[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    )
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

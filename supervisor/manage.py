@@ -22,11 +22,9 @@ from oslo_db import exception as db_exc
 from supervisor import config
 from supervisor.db import api as db_api
 from supervisor.db import schema
+from supervisor.exits import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 
 PROG = "mgr-supervisor-manage"
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
 
 
 def _add_commands(subparsers: Any) -> None:
