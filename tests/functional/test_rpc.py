@@ -7,6 +7,7 @@ the test owns, never through the machine's broker.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -70,6 +71,13 @@ def ctl(supervisor: Supervisor, *args: str, timeout: float = 40):
         timeout=timeout,
         env=dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent)),
     )
+
+
+def ctl_all(supervisor: Supervisor, *calls: tuple[str, ...]) -> list:
+    """Several independent `ctl(supervisor, *call)` at once (each is a new interpreter that
+    imports oslo.messaging and connects): their results, in the order given."""
+    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda args: ctl(supervisor, *args), calls))
 
 
 def run_caller(script: str, *args: str) -> dict:
@@ -144,39 +152,41 @@ def test_mgr_supervisorctl_call(supervisor, broker, topic):
     supervisor.start()
     pids = ready(supervisor)
 
-    result = ctl(supervisor, "call", "alpha", "echo", 'value={"a": [1, 2]}')
+    result, to_host, failed, hook, late, nobody, cast, fanout, bad = ctl_all(
+        supervisor,
+        ("call", "alpha", "echo", 'value={"a": [1, 2]}'),
+        ("call", "alpha", "echo", "--host", "node-a"),
+        ("call", "alpha", "fail"),
+        ("call", "alpha", "cleanup_host"),
+        ("call", "alpha", "slow", "seconds=2", "--timeout", "1"),
+        ("call", "alpha", "echo", "--host", "node-z", "--timeout", "1"),
+        ("call", "alpha", "note", 'word="by-ctl"', "--cast"),
+        ("call", "alpha", "note", 'word="to-all"', "--fanout"),
+        ("call", "alpha", "echo", "value=not-json"),
+    )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["value"] == {"a": [1, 2]} and answer["pid"] in pids
     assert answer["request_id"].startswith("req-")
+    assert to_host.returncode == 0, to_host.stderr
 
-    result = ctl(supervisor, "call", "alpha", "echo", "--host", "node-a")
-    assert result.returncode == 0, result.stderr
-
-    failed = ctl(supervisor, "call", "alpha", "fail")
     assert failed.returncode == 1
     assert failed.stderr == (
         "mgr-supervisorctl: call alpha fail: ValueError: failed on purpose\n"
     ), failed.stderr
-    hook = ctl(supervisor, "call", "alpha", "cleanup_host")
     assert hook.returncode == 1 and "NoSuchMethod" in hook.stderr, hook.stderr
     assert supervisor.count("cleanup_host") == 0, "a lifecycle hook is not an RPC method"
 
-    late = ctl(supervisor, "call", "alpha", "slow", "seconds=5", "--timeout", "1")
     assert late.returncode == 3 and "no answer within 1.0s" in late.stderr, late.stderr
-    nobody = ctl(supervisor, "call", "alpha", "echo", "--host", "node-z", "--timeout", "1")
     assert nobody.returncode == 3, nobody.stderr
 
-    cast = ctl(supervisor, "call", "alpha", "note", 'word="by-ctl"', "--cast")
     assert (cast.returncode, cast.stdout) == (0, ""), cast.stderr
-    fanout = ctl(supervisor, "call", "alpha", "note", 'word="to-all"', "--fanout")
     assert fanout.returncode == 0, fanout.stderr
     supervisor.wait_for(
         lambda: sorted(rpc_events(supervisor, "note", "to-all")) == pids, what="fanout"
     )
     assert len(rpc_events(supervisor, "note", "by-ctl")) == 1
 
-    bad = ctl(supervisor, "call", "alpha", "echo", "value=not-json")
     assert bad.returncode == 2 and "argument 'value=not-json'" in bad.stderr
 
 
@@ -224,20 +234,23 @@ def test_mgr_supervisorctl_call_reaches_a_versioned_manager(supervisor, broker, 
     )
     supervisor.start()
     (pid,) = ready(supervisor, 1)
-    answer = ctl(supervisor, "call", "alpha", "echo", "value=1")
+    answer, older, newer, extra, missing, ping = ctl_all(
+        supervisor,
+        ("call", "alpha", "echo", "value=1"),
+        ("call", "alpha", "echo", "--version", "6.0", "--server", "node-v"),
+        ("call", "alpha", "echo", "--version", "7.0"),
+        ("call", "alpha", "extra_echo", "value=2", "--namespace", "extra"),
+        ("call", "alpha", "extra_echo", "--version", "6.2"),
+        # nova's base API, as openstack-helm's probe calls it: on every worker.
+        ("call", "alpha", "ping", 'arg="probe"', "--namespace", "baseapi"),
+    )
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["pid"] == pid
-    older = ctl(supervisor, "call", "alpha", "echo", "--version", "6.0", "--server", "node-v")
     assert older.returncode == 0, older.stderr
-    newer = ctl(supervisor, "call", "alpha", "echo", "--version", "7.0")
     assert newer.returncode == 1 and "UnsupportedVersion" in newer.stderr, newer.stderr
-    extra = ctl(supervisor, "call", "alpha", "extra_echo", "value=2", "--namespace", "extra")
     assert extra.returncode == 0, extra.stderr
     assert json.loads(extra.stdout) == {"extra": 2}
-    missing = ctl(supervisor, "call", "alpha", "extra_echo", "--version", "6.2")
     assert missing.returncode == 1 and "NoSuchMethod" in missing.stderr, missing.stderr
-    # nova's base API, as openstack-helm's probe calls it: on every worker.
-    ping = ctl(supervisor, "call", "alpha", "ping", 'arg="probe"', "--namespace", "baseapi")
     assert ping.returncode == 0, ping.stderr
     assert json.loads(ping.stdout) == {"service": "alpha", "arg": "probe"}
 
