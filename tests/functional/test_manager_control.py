@@ -61,7 +61,8 @@ def test_status_names_shows_only_those_managers(supervisor):
 
 
 def test_stop_name_stops_its_workers_until_start(supervisor):
-    supervisor.configure({"alpha": {"workers": 2}, "beta": {}})
+    alpha = {"workers": 2, "start_secs": 0.3, "restart_backoff_initial": 0.2}
+    supervisor.configure({"alpha": alpha, "beta": {}})
     supervisor.start()
     ready(supervisor)
     alphas = set(starts(supervisor, "alpha"))
@@ -71,7 +72,7 @@ def test_stop_name_stops_its_workers_until_start(supervisor):
     assert (result.returncode, result.stdout) == (0, "mgr-supervisorctl: stop alpha: done\n")
     supervisor.wait_for(lambda: alphas <= set(supervisor.pids_with("cleanup_host")), what="cleanup")
     supervisor.wait_for(lambda: state(supervisor, "alpha") == "STOPPED", what="STOPPED")
-    time.sleep(3)  # past start_secs and any backoff: nothing restarts it
+    time.sleep(1.5)  # past start_secs and any backoff: nothing restarts it
     assert set(starts(supervisor, "alpha")) == alphas
     assert list(supervisor.worker_titles().values()) == [beta]
     alpha = managers(supervisor)["alpha"]

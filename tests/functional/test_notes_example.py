@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 
 from tests import rpcfixtures
-from tests.functional.test_rpc import ctl, run_caller
+from tests.functional.test_rpc import ctl_all, run_caller
 
 # Another service: oslo's global config, the client class the example ships.
 CALLER = """\
@@ -52,21 +53,29 @@ def test_the_notes_example_as_readme_drives_it(supervisor, broker, topic):
     supervisor.start()
     supervisor.wait_for(lambda: "notes worker(0): ready" in supervisor.log(), what="ready")
 
-    put = ctl(supervisor, "call", "notes", "put_note", 'key="a"', 'text="hello"')
+    # Independent calls at once (each is a new interpreter): the writes, then the reads.
+    put, old, missing = ctl_all(
+        supervisor,
+        ("call", "notes", "put_note", 'key="a"', 'text="hello"'),
+        ("call", "notes", "set_note", 'key="b"', 'text="v1"', "--version", "1.3"),
+        ("call", "notes", "get_note", 'key="zz"'),
+    )
     assert (put.returncode, put.stdout.strip()) == (0, "null"), put.stderr
-    got = ctl(supervisor, "call", "notes", "get_note", 'key="a"')
-    assert (got.returncode, json.loads(got.stdout)) == (0, "hello"), got.stderr
-    missing = ctl(supervisor, "call", "notes", "get_note", 'key="zz"')
+    assert old.returncode == 0, old.stderr
     assert missing.returncode == 1
     assert missing.stderr == (
         "mgr-supervisorctl: call notes get_note: NoteNotFound: note 'zz' could not be found\n"
     )
-    old = ctl(supervisor, "call", "notes", "set_note", 'key="b"', 'text="v1"', "--version", "1.3")
-    assert old.returncode == 0, old.stderr
-    got = ctl(supervisor, "call", "notes", "get_note", 'key="b"')
-    assert json.loads(got.stdout) == "v1", "the 1.x proxy wrote through the 2.x manager"
-
-    seen = run_caller(CALLER, str(supervisor.config_file), topic)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        caller = pool.submit(run_caller, CALLER, str(supervisor.config_file), topic)
+        got, got_old = ctl_all(
+            supervisor,
+            ("call", "notes", "get_note", 'key="a"'),
+            ("call", "notes", "get_note", 'key="b"'),
+        )
+        seen = caller.result()
+    assert (got.returncode, json.loads(got.stdout)) == (0, "hello"), got.stderr
+    assert json.loads(got_old.stdout) == "v1", "the 1.x proxy wrote through the 2.x manager"
     assert seen == {
         "get": "red",
         "typed": "note 'cherry' could not be found",
