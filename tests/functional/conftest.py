@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 import pytest
@@ -19,6 +21,7 @@ from tests import rpcfixtures
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).with_name("mgr-supervisor")
+CTL = Path(sys.executable).with_name("mgr-supervisorctl")
 RECORDER_TITLE = "mgr-supervisor: recorder"
 
 
@@ -193,6 +196,30 @@ class Supervisor:
                 pass
         if self.proc is not None:
             self.proc.wait(5)
+
+
+def ctl(
+    supervisor: Supervisor, *args: str, timeout: float = 40
+) -> subprocess.CompletedProcess[str]:
+    """`mgr-supervisorctl` as an operator runs it: beside the supervisor's config, so the
+    managers it names import (the tests' own, through PYTHONPATH)."""
+    return subprocess.run(
+        [str(CTL), "--config-file", str(supervisor.config_file), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent)),
+    )
+
+
+T = TypeVar("T")
+
+
+def at_once(*calls: Callable[[], T]) -> list[T]:
+    """Independent calls run together (each ctl is a new interpreter: ~0.5-1 s), their
+    results in the order given."""
+    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+        return [future.result() for future in [pool.submit(call) for call in calls]]
 
 
 def _alive(pid: int) -> bool:

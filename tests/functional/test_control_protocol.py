@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from tests.functional.test_ctl import control_socket, ctl
+from tests.functional.conftest import ctl
+from tests.functional.test_ctl import control_socket
 from tests.functional.test_single_instance import DribblingClient
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import signal
 
+from tests.functional.conftest import ctl
 from tests.functional.managers import EVENT_FILE_ENV
-from tests.functional.test_ctl import ctl
 
 SERVICE = "tests.functional.managers.EventService"
 

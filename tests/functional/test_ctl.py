@@ -7,20 +7,8 @@ import os
 import posix
 import socket
 import stat
-import subprocess
-import sys
-from pathlib import Path
 
-CTL = Path(sys.executable).with_name("mgr-supervisorctl")
-
-
-def ctl(supervisor, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CTL), "--config-file", str(supervisor.config_file), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+from tests.functional.conftest import ctl
 
 
 def control_socket(supervisor) -> str:

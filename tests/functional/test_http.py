@@ -9,9 +9,7 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -19,10 +17,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from supervisor import http as endpoint
-from tests.functional.conftest import SCRIPT, TESTS_DIR, render_config
+from tests.functional.conftest import CTL, SCRIPT, TESTS_DIR, render_config
 from tests.ports import free_port
 
-CTL = Path(sys.executable).with_name("mgr-supervisorctl")
 FAST = {"start_secs": 0.2}
 
 

@@ -3,13 +3,15 @@ config file (`--socket PATH`, or the socket found in oslo.config's default confi
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import time
 
+from tests.functional.conftest import CTL, at_once, ctl
 from tests.functional.test_control_protocol import ask
-from tests.functional.test_ctl import CTL, control_socket, ctl
+from tests.functional.test_ctl import control_socket
 
 
 def run_ctl(*args: str, home: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -103,12 +105,17 @@ def test_unknown_names_are_refused_and_nothing_is_stopped(supervisor):
     supervisor.configure({"alpha": {}, "beta": {}})
     supervisor.start()
     ready(supervisor)
-    for args in (["stop", "nope"], ["stop", "alpha", "nope"], ["start", "nope"]):
-        result = ctl(supervisor, *args)
+    refused = [("stop", "nope"), ("stop", "alpha", "nope"), ("start", "nope")]
+    *results, no_name, restart = at_once(
+        *(functools.partial(ctl, supervisor, *args) for args in refused),
+        functools.partial(ctl, supervisor, "start"),
+        functools.partial(ctl, supervisor, "restart", "nope"),
+    )
+    for args, result in zip(refused, results, strict=True):
         assert result.returncode == 2, result
         assert result.stderr == f"mgr-supervisorctl: {args[0]}: no manager named 'nope'\n"
-    assert ctl(supervisor, "start").returncode == 2, "start needs a NAME"
-    assert ctl(supervisor, "restart", "nope").returncode == 2
+    assert no_name.returncode == 2, "start needs a NAME"
+    assert restart.returncode == 2
     time.sleep(0.5)
     assert supervisor.count("cleanup_host") == 0
     assert ctl(supervisor, "status").returncode == 0

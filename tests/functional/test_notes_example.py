@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-import concurrent.futures
+import functools
 import json
 
 from tests import rpcfixtures
+from tests.functional.conftest import at_once
 from tests.functional.test_rpc import ctl_all, run_caller
 
 # Another service: oslo's global config, the client class the example ships.
@@ -66,14 +67,15 @@ def test_the_notes_example_as_readme_drives_it(supervisor, broker, topic):
     assert missing.stderr == (
         "mgr-supervisorctl: call notes get_note: NoteNotFound: note 'zz' could not be found\n"
     )
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        caller = pool.submit(run_caller, CALLER, str(supervisor.config_file), topic)
-        got, got_old = ctl_all(
+    seen, (got, got_old) = at_once(
+        functools.partial(run_caller, CALLER, str(supervisor.config_file), topic),
+        functools.partial(
+            ctl_all,
             supervisor,
             ("call", "notes", "get_note", 'key="a"'),
             ("call", "notes", "get_note", 'key="b"'),
-        )
-        seen = caller.result()
+        ),
+    )
     assert (got.returncode, json.loads(got.stdout)) == (0, "hello"), got.stderr
     assert json.loads(got_old.stdout) == "v1", "the 1.x proxy wrote through the 2.x manager"
     assert seen == {

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.functional.test_ctl import ctl
+from tests.functional.conftest import ctl
 from tests.functional.test_systemd import NotifyListener
 
 FAST_BACKOFF = {"restart_backoff_initial": 0.1, "restart_backoff_max": 0.4}

@@ -227,7 +227,7 @@ def test_removing_a_fatal_manager_forgets_it(supervisor):
     supervisor.configure({"beta": {}})
     supervisor.signal(signal.SIGHUP)
     supervisor.wait_for(lambda: supervisor.count("reset") == 1, what="beta reset")
-    from tests.functional.test_ctl import ctl
+    from tests.functional.conftest import ctl
 
     supervisor.wait_for(lambda: ctl(supervisor, "status").returncode == 0, what="all RUNNING")
     assert "alpha" not in ctl(supervisor, "status").stdout

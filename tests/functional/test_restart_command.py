@@ -3,7 +3,7 @@ stops, so the manager is never down; `--all-at-once` replaces them together."""
 
 from __future__ import annotations
 
-from tests.functional.test_ctl import ctl
+from tests.functional.conftest import ctl
 
 SLOW_READY = {"workers": 3, "slow_in": "post_start_hook", "slow_seconds": 0.5}
 

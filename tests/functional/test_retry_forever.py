@@ -7,7 +7,7 @@ import json
 import re
 import time
 
-from tests.functional.test_ctl import ctl
+from tests.functional.conftest import ctl
 from tests.functional.test_systemd import FAST_FATAL
 
 FOREVER = {

@@ -7,22 +7,20 @@ the test owns, never through the machine's broker.
 
 from __future__ import annotations
 
-import concurrent.futures
+import functools
 import json
 import os
 import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from tests import rpcfixtures
-from tests.functional.conftest import TESTS_DIR, Supervisor
+from tests.functional.conftest import TESTS_DIR, Supervisor, at_once, ctl
 from tests.tcpproxy import TcpProxy
 
-CTL = Path(sys.executable).with_name("mgr-supervisorctl")
 RPC_MANAGER = "tests.functional.managers.RpcManager"
 GROUP_NOTIFICATIONS = "oslo_messaging_notifications"
 
@@ -59,25 +57,10 @@ def ready(supervisor: Supervisor, workers: int = 2, timeout: float = 20) -> list
     return sorted(supervisor.pids_with("post_start_hook"))
 
 
-def ctl(supervisor: Supervisor, *args: str, timeout: float = 40):
-    """`mgr-supervisorctl` as an operator runs it: beside the supervisor, so the managers
-    its config names import (the tests' own, through PYTHONPATH)."""
-    import subprocess
-
-    return subprocess.run(
-        [str(CTL), "--config-file", str(supervisor.config_file), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent)),
-    )
-
-
 def ctl_all(supervisor: Supervisor, *calls: tuple[str, ...]) -> list:
     """Several independent `ctl(supervisor, *call)` at once (each is a new interpreter that
     imports oslo.messaging and connects): their results, in the order given."""
-    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(lambda args: ctl(supervisor, *args), calls))
+    return at_once(*(functools.partial(ctl, supervisor, *args) for args in calls))
 
 
 def run_caller(script: str, *args: str) -> dict:

@@ -17,10 +17,11 @@ from collections.abc import Callable
 import pytest
 
 from tests import rpcfixtures
-from tests.functional.conftest import Supervisor
-from tests.functional.test_rpc import configure, ctl, ready
+from tests.functional.conftest import Supervisor, ctl
+from tests.functional.test_rpc import configure, ready
 
 WORKERS = 4
+RESTARTED_WORKERS = 3  # a rolling restart replaces them one by one
 CALL_TIMEOUT = 5
 CALLERS = 2
 
@@ -72,12 +73,12 @@ class Load:
                     self.lost.append(f"answer {answer!r} to the call of {value}")
 
 
-def replaced(supervisor: Supervisor, stops: int) -> Callable[[], bool]:
+def replaced(supervisor: Supervisor, stops: int, workers: int = WORKERS) -> Callable[[], bool]:
     """True once `stops` workers have run cleanup_host() and the manager has its
-    WORKERS ready ones again (each replacement has called post_start_hook())."""
+    `workers` ready ones again (each replacement has called post_start_hook())."""
     return lambda: (
         supervisor.count("cleanup_host") >= stops
-        and supervisor.count("post_start_hook") >= WORKERS + stops
+        and supervisor.count("post_start_hook") >= workers + stops
     )
 
 
@@ -98,16 +99,18 @@ def test_no_call_is_lost_when_single_workers_get_sigterm(supervisor, broker, top
 
 @pytest.mark.timeout(60)
 def test_no_call_is_lost_through_rolling_restarts(supervisor, broker, topic):
-    configure(supervisor, broker, topic, workers=WORKERS, start_secs=0)
+    configure(supervisor, broker, topic, workers=RESTARTED_WORKERS, start_secs=0)
     supervisor.start()
-    ready(supervisor, WORKERS)
+    ready(supervisor, RESTARTED_WORKERS)
     with Load(broker, topic) as load:
         for restarts in range(1, 3):  # every worker, one at a time
             supervisor.wait_for(load.answered_more(50), what="calls answered")
             result = ctl(supervisor, "restart", "alpha")
             assert result.returncode == 0, result.stderr
-            stops = restarts * WORKERS
-            supervisor.wait_for(replaced(supervisor, stops), timeout=30, what="the restart")
+            stops = restarts * RESTARTED_WORKERS
+            supervisor.wait_for(
+                replaced(supervisor, stops, RESTARTED_WORKERS), timeout=30, what="the restart"
+            )
     print(f"{load.answered} calls answered and {len(load.lost)} lost over 2 restarts")
     assert load.lost == [], f"calls lost to restart: {load.lost}"
     assert load.answered > 0

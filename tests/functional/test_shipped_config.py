@@ -7,13 +7,10 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
-from pathlib import Path
 
-from tests.functional.conftest import TESTS_DIR
+from tests.functional.conftest import CTL, TESTS_DIR
 
 SHIPPED = TESTS_DIR.parent / "etc" / "mgr-supervisor" / "mgr-supervisor.conf"
-CTL = Path(sys.executable).with_name("mgr-supervisorctl")
 
 
 def test_the_default_config_runs_the_demo_and_resources_managers(supervisor):

@@ -14,8 +14,7 @@ import termios
 import threading
 import time
 
-from tests.functional.conftest import SCRIPT, TESTS_DIR
-from tests.functional.test_ctl import ctl
+from tests.functional.conftest import SCRIPT, TESTS_DIR, ctl
 
 
 def proc_status(pid: int) -> dict[str, str]:

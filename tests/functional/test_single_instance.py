@@ -10,8 +10,8 @@ import subprocess
 import threading
 import time
 
-from tests.functional.conftest import SCRIPT, TESTS_DIR
-from tests.functional.test_ctl import control_socket, ctl
+from tests.functional.conftest import SCRIPT, TESTS_DIR, ctl
+from tests.functional.test_ctl import control_socket
 
 
 class DribblingClient:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.functional.test_ctl import ctl
+from tests.functional.conftest import ctl
 
 FAST_FATAL = {"start_retries": 1, "restart_backoff_initial": 0.1, "fail_in": "init_host"}
 
