@@ -71,7 +71,7 @@ def test_the_notes_example_as_readme_drives_it(supervisor, broker, topic):
     assert seen == {
         "get": "red",
         "typed": "note 'cherry' could not be found",
-        "prefix_2_1": ["a", "apple", "avocado"],  # "a": the documented put, above
+        "prefix_2_1": ["a", "apple", "avocado"],  # "a": README's put, above
         "can_send_2_1": False,
         "prefix_2_0": ["a", "apple", "avocado"],  # filtered by the client
     }
