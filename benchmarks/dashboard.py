@@ -1,4 +1,4 @@
-"""Issue 13: the picture in README, "Health and metrics over HTTP": what `/metrics` shows of a
+"""Issue 13: the picture in doc/source/operations/metrics.md: what `/metrics` shows of a
 chaos run, scraped once a second as Prometheus would.
 
     python benchmarks/dashboard.py collect [--seconds 60] [--seed N] [--output run.json]

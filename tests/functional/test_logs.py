@@ -1,5 +1,6 @@
-"""Logs per manager (README "Logs"): whose line it is, in text and JSON; a manager's own log
-file; a request id per periodic run and per reset; the config at DEBUG with secrets masked."""
+"""Logs per manager (doc/source/operations/logs.md): whose line it is, in text and JSON; a
+manager's own log file; a request id per periodic run and per reset; the config at DEBUG with
+secrets masked."""
 
 from __future__ import annotations
 

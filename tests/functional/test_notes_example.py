@@ -1,5 +1,6 @@
-"""The worked example `workers.notes` end to end on RabbitMQ, through README's own commands
-("A nova-shaped manager") and through its client, `workers.notes.rpcapi.NotesAPI`."""
+"""The worked example `workers.notes` end to end on RabbitMQ, through the commands that
+doc/source/writing-a-manager.md shows ("A nova-shaped manager") and through its client,
+`workers.notes.rpcapi.NotesAPI`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """SIGUSR2: oslo.reports' Guru Meditation Report from the parent and from any worker, each
-with its own section, and everything keeps running (README "Signals")."""
+with its own section, and everything keeps running (doc/source/operations/signals.md)."""
 
 from __future__ import annotations
 

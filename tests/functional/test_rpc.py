@@ -509,8 +509,8 @@ def test_a_broker_down_at_start_is_waited_for_not_a_failed_start(
 
 
 def test_the_shipped_managers_answer_over_rpc(supervisor, broker, topic):
-    """The shipped config's managers, as README shows them: `call demo greet` and `call
-    resources get_host_resources --host H`."""
+    """The shipped config's managers, as the CLI reference shows them (doc/source/cli.md):
+    `call demo greet` and `call resources get_host_resources --host H`."""
     sections = rpcfixtures.rpc_sections(broker, topic)
     topics = {"demo": f"{topic}.demo", "resources": f"{topic}.resources"}
     supervisor.configure(

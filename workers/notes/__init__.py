@@ -1,4 +1,4 @@
-"""A worked example of a manager written as nova writes them (README, "A nova-shaped manager").
+"""A worked example of a manager written as nova writes them (doc/source/writing-a-manager.md).
 
 `manager.py` (the smart part, a versioned RPC API and a 1.x proxy), `drivers.py` (one driver
 per implementation, chosen by config), `exception.py` (what travels to callers) and
