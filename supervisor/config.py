@@ -315,6 +315,12 @@ class ManagerSpec:
     db_driver: str = "supervisor.db.api"
     policy: RestartPolicy = RestartPolicy()
     limits: HealthLimits = HealthLimits()
+    # What its workers run by: read with the rest, so a reload reaches them the same way.
+    host: str = ""
+    periodic_interval_max: float = 60.0
+    periodic_fuzzy_delay: float = 0.0
+    report_interval: float = 10.0
+    graceful_shutdown_timeout: float = 60.0
 
     @property
     def section(self) -> str:
@@ -650,7 +656,14 @@ def _validate_manager(conf: cfg.ConfigOpts, raw: _RawConfig, name: str) -> Manag
             f"{raw.where(section, 'log_file')}: [{section}] log_file: cannot write {log_path}: "
             f"{problem}"
         )
-    values = conf[section]
+    return manager_spec(conf, name, cls)
+
+
+def manager_spec(conf: cfg.ConfigOpts, name: str, cls: type) -> ManagerSpec:
+    """One manager's spec from `conf` as it is now: the one route from its section's values
+    to what the parent and its workers act on (the parent after validating; each worker
+    again after each reload it applies)."""
+    values = conf[MANAGER_SECTION_PREFIX + name]
     return ManagerSpec(
         name=name,
         manager_class=cls,
@@ -668,6 +681,11 @@ def _validate_manager(conf: cfg.ConfigOpts, raw: _RawConfig, name: str) -> Manag
             heartbeat_timeout=values.heartbeat_timeout,
             max_rss_mb=values.max_rss_mb,
         ),
+        host=conf.host,
+        periodic_interval_max=values.periodic_interval_max,
+        periodic_fuzzy_delay=values.periodic_fuzzy_delay,
+        report_interval=conf.report_interval,
+        graceful_shutdown_timeout=conf.graceful_shutdown_timeout,
     )
 
 

@@ -111,7 +111,7 @@ class Follower:
     ) -> None:
         self._conf = conf
         self._stamp = config_stamp
-        self._spec = spec
+        self.spec = spec  # as the config in force has it: remade after each mutation
         self._label = label
         # What the parent forked us with: its generation, and the files it runs on.
         self.generation, self._applied = config_stamp.read()
@@ -175,7 +175,8 @@ class Follower:
             before = after
             time.sleep(MUTATE_RETRY_SECONDS)
         if config.SUPERVISOR_GROUP in {group for group, _ in changed}:
-            config.refresh_manager_defaults(self._conf, [self._spec])
+            config.refresh_manager_defaults(self._conf, [self.spec])
+        self.spec = config.manager_spec(self._conf, self.spec.name, self.spec.manager_class)
         return changed, immutable, after
 
     def _digest(self) -> bytes:

@@ -20,7 +20,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from supervisor import health
@@ -119,14 +119,14 @@ class ServiceRecord:
         worker_id: int,
         pid: int,
         beacon: health.Beacon,
-        limits: health.HealthLimits,
+        limits: Callable[[], health.HealthLimits],
     ) -> None:
         self.label = f"{topic} worker({worker_id})"
         self.ref: ServiceRef | None = None
         self._path = socket_path
         self._identity = {"topic": topic, "worker_id": worker_id, "pid": pid}
         self._beacon = beacon
-        self._limits = limits
+        self._limits = limits  # the limits in force: a reload may change them
         self._forked_at = time.monotonic()
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
@@ -229,7 +229,7 @@ class ServiceRecord:
             return
         self._next_report = now + interval
         beacon = self._beacon.read()
-        if not beacon.ready or health.check(self._limits, beacon, now - self._forked_at, now):
+        if not beacon.ready or health.check(self._limits(), beacon, now - self._forked_at, now):
             return
         if self._sock is None:
             if self.connect():

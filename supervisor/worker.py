@@ -75,7 +75,6 @@ class ManagerService(cotyledon.Service):
         wake_parent: Callable[[], None],
     ) -> None:
         super().__init__(worker_id)
-        self.spec = spec
         self.record = record
         self.follower = follower
         self.beacon = beacon
@@ -92,6 +91,11 @@ class ManagerService(cotyledon.Service):
         self._loop_exited = threading.Event()
         self._cleanup_lock = threading.Lock()
         self._cleaned_up = False
+
+    @property
+    def spec(self) -> ManagerSpec:
+        """The manager's spec as the config in force has it (remade at each reload)."""
+        return self.follower.spec
 
     # -- the cotyledon.Service contract (run: its own thread; reload, terminate: main thread)
 
@@ -125,7 +129,7 @@ class ManagerService(cotyledon.Service):
         self._init_done.wait()
         if not self._init_returned.is_set():
             return
-        timeout = CONF.graceful_shutdown_timeout
+        timeout = self.spec.graceful_shutdown_timeout
         budget = timeout / 2 if timeout > 0 else None
         if self.consumers is not None:  # no more messages; those taken get their answers
             self.consumers.stop(budget)
@@ -144,13 +148,13 @@ class ManagerService(cotyledon.Service):
 
     def _start(self) -> None:
         self._set_phase("build")
-        section = CONF[self.spec.section]
+        spec = self.spec
         try:
-            with building(self.spec.name):
-                self.manager = self.spec.manager_class(host=CONF.host, db_driver=section.db_driver)
+            with building(spec.name):
+                self.manager = spec.manager_class(host=spec.host, db_driver=spec.db_driver)
         except Exception:
             LOG.exception(
-                "%s: building %s failed", self.label, config.dotted_name(self.spec.manager_class)
+                "%s: building %s failed", self.label, config.dotted_name(spec.manager_class)
             )
             raise HookFailed from None
         self._track_periodic_tasks()
@@ -188,7 +192,7 @@ class ManagerService(cotyledon.Service):
             rpc.BaseRPCAPI(self.manager.service_name, self.manager.backdoor_port),
         ]
         try:
-            self.consumers = rpc.Consumers(self.spec.topic, CONF.host, endpoints, self.beacon)
+            self.consumers = rpc.Consumers(self.spec.topic, self.spec.host, endpoints, self.beacon)
         except Exception:
             LOG.exception("%s: creating the RPC consumers failed", self.label)
             raise HookFailed from None
@@ -220,8 +224,7 @@ class ManagerService(cotyledon.Service):
         self.beacon.set_phase(phase, idle_until)
 
     def _loop(self) -> None:
-        section = CONF[self.spec.section]
-        self._sleep("periodic_fuzzy_delay", random.uniform(0, section.periodic_fuzzy_delay))
+        self._sleep("periodic_fuzzy_delay", random.uniform(0, self.spec.periodic_fuzzy_delay))
         while True:
             self._wake.clear()
             if self._stopping.is_set():
@@ -233,7 +236,7 @@ class ManagerService(cotyledon.Service):
                 self._apply_reload()
                 continue
             idle = self._call("periodic_tasks", logs.fresh_context())
-            interval_max = section.periodic_interval_max
+            interval_max = self.spec.periodic_interval_max
             idle = interval_max if idle is None else max(0.0, min(float(idle), interval_max))
             self._set_phase("idle", time.monotonic() + idle)
             self._wake.wait(idle)
@@ -295,7 +298,6 @@ class WorkerProcess:
         ready_fd: int,
         recorder_path: str,
     ) -> None:
-        self.spec = spec
         self.worker_id = worker_id
         self.beacon = beacon
         self.label = f"{spec.name} worker({worker_id})"
@@ -308,6 +310,11 @@ class WorkerProcess:
         self._parent_pid = 0
         self.service: cotyledon.Service | None = None
         self.record: ServiceRecord | None = None
+
+    @property
+    def spec(self) -> ManagerSpec:
+        """The manager's spec as the config in force has it (remade at each reload)."""
+        return self.follower.spec
 
     def set_up(self, parent_pid: int, parent_fds: Iterable[int]) -> None:
         """Right after fork: own session, none of the parent's fds, our signal rules."""
@@ -342,7 +349,7 @@ class WorkerProcess:
             self.worker_id,
             os.getpid(),
             self.beacon,
-            self.spec.limits,
+            lambda: self.spec.limits,
         )
         self.record.connect()
         self.service = self._build()
@@ -439,7 +446,7 @@ class WorkerProcess:
         read and, every report_interval, a report is sent."""
         assert self.record is not None
         now = time.monotonic()
-        timeouts = [self.record.seconds_to_report(now, CONF.report_interval)]
+        timeouts = [self.record.seconds_to_report(now, self.spec.report_interval)]
         if self._ready_deadline is not None:
             timeouts.append(0.0 if self.record.answered else self._ready_deadline - now)
         timeout = min((t for t in timeouts if t is not None), default=None)
@@ -449,7 +456,7 @@ class WorkerProcess:
         readable, _, _ = select.select(fds, [], [], None if timeout is None else max(0, timeout))
         if record_fd is not None and record_fd in readable:
             self.record.on_readable()
-        self.record.report_if_due(time.monotonic(), CONF.report_interval)
+        self.record.report_if_due(time.monotonic(), self.spec.report_interval)
         if self._wake_r not in readable:
             return b""
         try:
@@ -475,7 +482,7 @@ class WorkerProcess:
 
     def _graceful_shutdown_timeout(self) -> float:
         own = getattr(self.service, "graceful_shutdown_timeout", None)
-        return float(CONF.graceful_shutdown_timeout if own is None else own)
+        return float(self.spec.graceful_shutdown_timeout if own is None else own)
 
     def _alarm(self, signum: int, frame: object) -> None:
         """The stop overran its backstop: kill what we started and exit at once."""

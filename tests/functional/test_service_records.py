@@ -6,6 +6,7 @@ services`, as an operator does.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import signal
@@ -401,3 +402,43 @@ def test_a_host_holds_one_database_connection_whatever_its_workers(supervisor, p
     supervisor.wait_for(lambda: postgres_database.sessions() == 1, what="one session")
     time.sleep(2 * FAST_REPORTS["report_interval"])
     assert postgres_database.sessions() == 1
+
+
+def test_a_reloaded_heartbeat_timeout_reaches_the_reports_of_kept_workers(supervisor, tmp_path):
+    """The worker judges itself with the limits the parent judges it with: after a reload
+    turns heartbeat_timeout off, a long periodic task is no hang for either, and the kept
+    worker goes on reporting through it (it judged by its limits at fork, and skipped)."""
+    database = tmp_path / "records.sqlite"
+    sections = {
+        "default": {"host": "node-a", **FAST_REPORTS},
+        "database": {"connection": f"sqlite:///{database}"},
+    }
+    alpha = {"heartbeat_timeout": 1, "tick_spacing": 0.2, "label": "first"}
+    supervisor.configure({"alpha": alpha}, **sections)
+    supervisor.start()
+    supervisor.wait_for(lambda: supervisor.count("tick") >= 2, what="ticking")
+    (pid,) = supervisor.worker_titles().values()
+    slow = {"heartbeat_timeout": 0, "slow_in": "tick", "slow_seconds": 6, "label": "second"}
+    supervisor.configure({"alpha": {**alpha, **slow}}, **sections)
+    supervisor.signal(signal.SIGHUP)
+
+    def slow_tick_began() -> bool:
+        words = [e[1:] for e in supervisor.events()]
+        return (
+            ["tick"] in words[words.index(["reset", "second"]) :]
+            if ["reset", "second"] in words
+            else False
+        )
+
+    supervisor.wait_for(slow_tick_began, what="a slow tick after the reset")
+    time.sleep(1.5)  # past the old heartbeat_timeout, inside the 6 s tick
+    before = report_count(database)
+    time.sleep(3)
+    assert report_count(database) > before, "no report during a task the parent allows"
+    assert supervisor.worker_titles() == {"mgr-supervisor: alpha worker(0)": pid}
+
+
+def report_count(database) -> int:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        (count,) = connection.execute("SELECT report_count FROM services").fetchone()
+    return count

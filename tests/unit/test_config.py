@@ -22,7 +22,7 @@ DEMO = "[supervisor]\nenabled_managers = demo\n[manager:demo]\nmanager = workers
 
 def test_a_minimal_config_gives_one_spec_with_defaults(tmp_path):
     conf, specs = load(tmp_path, DEMO)
-    assert specs == [config.ManagerSpec("demo", DemoManager, 1, topic="demo")]
+    assert specs == [config.ManagerSpec("demo", DemoManager, 1, topic="demo", host=conf.host)]
     assert specs[0].section == "manager:demo"
     assert conf["manager:demo"].periodic_interval_max == 60
     assert conf["manager:demo"].greeting == "hello", "the manager's own opts are registered"
