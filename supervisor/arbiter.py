@@ -339,6 +339,9 @@ class Arbiter:
         config.refresh_manager_defaults(self._conf, specs)
         self._warn_needs_restart(fresh, immutable)
         self._config_stamp.publish(digest)
+        # From the config in force, as its workers will have it: an immutable value that
+        # changed in the files (`host`) stays the one the supervisor started with.
+        specs = [config.manager_spec(self._conf, s.name, s.manager_class) for s in specs]
         now = time.monotonic()
         to_reset = [record for spec in specs for record in self._reconcile(spec, now)]
         for record in to_reset:
