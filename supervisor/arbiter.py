@@ -27,6 +27,7 @@ from oslo_config import cfg
 from supervisor import (
     config,
     control,
+    decisions,
     health,
     mutation,
     process,
@@ -38,8 +39,8 @@ from supervisor import (
     views,
     worker,
 )
-from supervisor.policy import RETRY_FOREVER, RestartTracker, State
-from supervisor.table import RECYCLES, ManagerRecord, Table, WorkerRecord, describe_exit
+from supervisor.policy import RestartTracker, State
+from supervisor.table import ManagerRecord, StopReason, Table, WorkerRecord, describe_exit
 
 if TYPE_CHECKING:
     from supervisor import http
@@ -122,11 +123,11 @@ class Arbiter:
         self._reap(now)
         if self._stopping:  # the recorder refused the database
             return
-        self._advance_restarts(now)
+        self._perform(decisions.advance_restarts(self._table), now)
         self._enforce_kill_deadlines(now)
         self._check_health(now)
         self._expire_clients(now)
-        self._settle(now)
+        decisions.settle(self._table, now)
         self._start_due_workers(now)
         self._log_state_changes(now)
         self._notify_systemd(now)
@@ -342,22 +343,19 @@ class Arbiter:
         # From the config in force, as its workers will have it: an immutable value that
         # changed in the files (`host`) stays the one the supervisor started with.
         specs = [config.manager_spec(self._conf, s.name, s.manager_class) for s in specs]
-        now = time.monotonic()
-        to_reset = [record for spec in specs for record in self._reconcile(spec, now)]
-        for record in to_reset:
+        plan = decisions.reconcile(self._table, specs)
+        for note in plan.notes:
+            LOG.info("reload: %s", note)
+        for spec in plan.added:
+            self._add_manager(spec)
+        for record in plan.reset:
             process.signal_pid(record.pid, signal.SIGHUP)
-        wanted = {spec.name for spec in specs}
-        for name, tracked in self._table.managers.items():
-            if name not in wanted and not tracked.removing:
-                LOG.info("reload: manager %s removed, stopping its workers", name)
-                tracked.removing = True
-                for record in self._table.workers_of(name):
-                    self._ask_to_stop(record, "removed", "manager removed", now)
+        self._perform(plan.stop, time.monotonic())
         for tracked in list(self._table.managers.values()):
-            self._forget_if_gone(tracked)
+            decisions.forget_if_gone(self._table, tracked)
         for change in mutation.describe(changed, config.known_opts(specs), fresh):
             LOG.info("reload: %s", change)
-        LOG.info("reload applied: SIGHUP to %d worker(s) to reset in place", len(to_reset))
+        LOG.info("reload applied: SIGHUP to %d worker(s) to reset in place", len(plan.reset))
 
     def _warn_needs_restart(self, fresh: cfg.ConfigOpts, immutable: list[mutation.Change]) -> None:
         """Immutable options whose value changed: applied nowhere, said once, with the file."""
@@ -379,46 +377,6 @@ class Arbiter:
                 name,
             )
 
-    def _reconcile(self, spec: config.ManagerSpec, now: float) -> list[WorkerRecord]:
-        """Bring one manager in line with its new spec; return the workers to reset in place."""
-        tracked = self._table.managers.get(spec.name)
-        if tracked is None:
-            LOG.info("reload: manager %s added", spec.name)
-            self._add_manager(spec)
-            return []
-        old = tracked.spec
-        tracked.spec = spec
-        tracked.tracker = RestartTracker(spec.policy)  # a reload clears FATAL
-        tracked.stopped = False  # and `mgr-supervisorctl stop NAME`
-        if tracked.removing or (spec.manager_class, spec.topic, spec.db_driver) != (
-            old.manager_class,
-            old.topic,
-            old.db_driver,
-        ):
-            LOG.info(
-                "reload: manager %s now runs %s (topic %r, db_driver %s), restarting it",
-                spec.name,
-                config.dotted_name(spec.manager_class),
-                spec.topic,
-                spec.db_driver,
-            )
-            tracked.removing = False
-            for record in self._table.workers_of(spec.name):
-                if record.stop_reason is None:
-                    self._ask_to_stop(record, "replaced", "manager class changed", now)
-            return []
-        if spec.workers != old.workers:
-            LOG.info("reload: manager %s: %d -> %d worker(s)", spec.name, old.workers, spec.workers)
-        keep = []
-        for record in self._table.workers_of(spec.name):
-            if record.stop_reason is not None:
-                continue
-            if record.worker_id >= spec.workers:
-                self._ask_to_stop(record, "scaled down", "no longer wanted", now)
-            else:
-                keep.append(record)
-        return keep
-
     def _add_manager(self, spec: config.ManagerSpec) -> None:
         self._table.managers[spec.name] = ManagerRecord(spec, RestartTracker(spec.policy))
         LOG.info(
@@ -428,11 +386,6 @@ class Arbiter:
             spec.workers,
             f", RPC topic {spec.topic!r}" if config.rpc_enabled(self._conf) else "",
         )
-
-    def _forget_if_gone(self, tracked: ManagerRecord) -> None:
-        """A removed manager is forgotten once its last worker has exited."""
-        if tracked.removing and not self._table.workers_of(tracked.spec.name):
-            del self._table.managers[tracked.spec.name]
 
     # -- reap: workers, then orphans
 
@@ -485,127 +438,35 @@ class Arbiter:
         self._stopping = True
 
     def _on_worker_exit(self, record: WorkerRecord, wait_status: int, now: float) -> None:
-        del self._table.workers[record.pid]
-        tracked = self._table.managers[record.manager]
-        was_ready = record.ready
-        settled = record.settled or (
-            was_ready and now - record.forked_at >= tracked.spec.policy.start_secs
-        )
-        tracked.retire(record)
+        verdict = decisions.classify_exit(self._table, record, describe_exit(wait_status), now)
         record.beacon.close()
-        status = describe_exit(wait_status)
-        tracked.last_exit = status
-        lifetime = now - record.forked_at
-        if record.stop_reason is not None and record.stop_reason not in RECYCLES:
-            LOG.info("%s stopped (%s), %s", record.label, record.stop_reason, status)
-            self._forget_if_gone(tracked)
-            return
-        recycled = record.stop_reason in RECYCLES and settled
-        failed = not settled or recycled
-        tracked.record_exit(now, failed)
-        if tracked.tracker.fatal:
-            LOG.error(
-                "manager %s is FATAL: %d failed starts in a row, the last %s; "
-                "no more restarts until a reload, or mgr-supervisorctl start or restart",
-                record.manager,
-                tracked.tracker.failed_starts,
-                status,
-            )
-        elif recycled:
-            LOG.info(
-                "%s stopped (%s), %s; next start in %.1fs",
-                record.label,
-                record.stop_reason,
-                status,
-                tracked.tracker.delay(),
-            )
-        elif failed:
-            retries = tracked.spec.policy.start_retries
-            LOG.warning(
-                "%s %s after %.2fs%s: failed start %d (%s); next start in %.1fs",
-                record.label,
-                status,
-                lifetime,
-                "" if was_ready else ", never ready",
-                tracked.tracker.failed_starts,
-                "never FATAL" if retries == RETRY_FOREVER else f"FATAL after {retries + 1}",
-                tracked.tracker.delay(),
-            )
-        else:
-            LOG.warning("%s %s after %.1fs; restarting it", record.label, status, lifetime)
+        LOG.log(verdict.level, "%s", verdict.message)
 
     # -- restarts, stops and starts asked for with mgr-supervisorctl
 
     def _stop_manager(self, tracked: ManagerRecord, now: float) -> None:
-        """Stop a manager's workers gracefully and start none until `start`, `restart` or a
-        reload: STOPPED, which is neither a failure nor a reason to back off."""
-        if tracked.stopped:
-            return
-        LOG.info("manager %s: stop requested", tracked.spec.name)
-        tracked.stopped = True
-        tracked.tracker.clear()
-        tracked.rolling, tracked.rolled = [], None
-        for record in self._table.workers_of(tracked.spec.name):
-            if record.stop_reason is None:
-                self._ask_to_stop(record, "stop requested", "stop requested", now)
-            elif record.stop_reason in RECYCLES:  # its exit is no failed start any more
-                record.stop_reason = "stop requested"
+        if not tracked.stopped:
+            LOG.info("manager %s: stop requested", tracked.spec.name)
+        self._perform(decisions.stop_manager(self._table, tracked), now)
 
     def _start_manager(self, tracked: ManagerRecord) -> None:
-        """Start a STOPPED (or FATAL) manager's workers now, with a fresh restart count."""
-        if not tracked.stopped and not tracked.tracker.fatal:
-            return
-        LOG.info("manager %s: start requested", tracked.spec.name)
-        tracked.stopped = False
-        tracked.tracker.clear()
+        if decisions.start_manager(tracked):
+            LOG.info("manager %s: start requested", tracked.spec.name)
 
     def _restart_manager(self, tracked: ManagerRecord, all_at_once: bool) -> None:
-        """Forgive FATAL and STOPPED; replace every worker, one at a time unless `all_at_once`."""
         LOG.info("manager %s: restart requested%s", tracked.spec.name, all_at_once * " (all)")
-        tracked.tracker.clear()
-        tracked.stopped = False
-        now = time.monotonic()
-        current = [r for r in self._table.workers_of(tracked.spec.name) if r.stop_reason is None]
-        if all_at_once:
-            for record in current:
-                self._ask_to_stop(record, "restart requested", "restart requested", now)
-            return
-        tracked.rolling = sorted(r.worker_id for r in current)
-        tracked.rolled = None
-
-    def _advance_restarts(self, now: float) -> None:
-        """A rolling restart stops the next old worker once the last replacement is ready."""
-        for tracked in self._table.managers.values():
-            if tracked.tracker.fatal or tracked.removing:
-                tracked.rolling, tracked.rolled = [], None
-            if tracked.rolled is not None:
-                if not self._is_ready(tracked.spec.name, tracked.rolled):
-                    continue
-                tracked.rolled = None
-            if tracked.rolling:
-                tracked.rolled = tracked.rolling.pop(0)
-                for record in self._table.workers_of(tracked.spec.name):
-                    if record.worker_id == tracked.rolled and record.stop_reason is None:
-                        self._ask_to_stop(record, "restart requested", "restart requested", now)
-
-    def _is_ready(self, name: str, worker_id: int) -> bool:
-        return any(
-            r.worker_id == worker_id and r.stop_reason is None and r.ready
-            for r in self._table.workers_of(name)
-        )
+        stops = decisions.restart_manager(self._table, tracked, all_at_once)
+        self._perform(stops, time.monotonic())
 
     # -- health
 
     def _enforce_kill_deadlines(self, now: float) -> None:
-        for record in self._table.workers.values():
-            if record.kill_at is not None and now >= record.kill_at:
-                LOG.warning(
-                    "%s did not stop within graceful_shutdown_timeout: killing it and its "
-                    "descendants",
-                    record.label,
-                )
-                record.kill_at = None
-                process.kill_trees([record.pid])
+        for record in decisions.due_kills(self._table, now):
+            LOG.warning(
+                "%s did not stop within graceful_shutdown_timeout: killing it and its descendants",
+                record.label,
+            )
+            process.kill_trees([record.pid])
 
     def _health_limits_set(self) -> bool:
         return any(tracked.spec.limits.any for tracked in self._table.managers.values())
@@ -621,7 +482,8 @@ class Arbiter:
             beacon = record.beacon.read()
             problem = health.check(limits, beacon, now - record.forked_at, now)
             if problem:
-                reason = "heartbeat_timeout" if beacon.ready else "start_timeout"
+                ready = beacon.ready
+                reason = StopReason.HEARTBEAT_TIMEOUT if ready else StopReason.START_TIMEOUT
                 self._ask_to_stop(record, reason, problem, now)
             elif limits.max_rss_mb:
                 self._check_rss(record, limits.max_rss_mb, now)
@@ -633,9 +495,15 @@ class Arbiter:
             return
         if rss > max_rss_mb * 2**20:
             problem = f"RSS {rss / 2**20:.1f} MiB over max_rss_mb={max_rss_mb}"
-            self._ask_to_stop(record, "max_rss_mb", problem, now)
+            self._ask_to_stop(record, StopReason.MAX_RSS_MB, problem, now)
 
-    def _ask_to_stop(self, record: WorkerRecord, reason: str, problem: str, now: float) -> None:
+    def _perform(self, stops: list[decisions.Stop], now: float) -> None:
+        for stop in stops:
+            self._ask_to_stop(stop.record, stop.reason, stop.problem, now)
+
+    def _ask_to_stop(
+        self, record: WorkerRecord, reason: StopReason, problem: str, now: float
+    ) -> None:
         """Ask one worker to stop gracefully; SIGKILL it at the graceful deadline."""
         LOG.warning("%s: %s; stopping it", record.label, problem)
         record.stop_reason = reason
@@ -643,30 +511,12 @@ class Arbiter:
         record.kill_at = now + timeout if timeout > 0 else None
         process.stop_gracefully(record.pid)
 
-    def _settle(self, now: float) -> None:
-        """A worker that is ready and lived past start_secs resets its manager's count."""
-        for record in self._table.workers.values():
-            tracked = self._table.managers[record.manager]
-            if record.settled or now - record.forked_at < tracked.spec.policy.start_secs:
-                continue
-            if record.ready:
-                record.settled = True
-                tracked.tracker.record_settled()
-
     # -- start what is due
 
     def _start_due_workers(self, now: float) -> None:
         if self._recorder is not None and self._recorder.due(now):
             self._recorder.start(self._pid, self._parent_fds(keep_recorder_socket=True))
-        due = [
-            (tracked, worker_id)
-            for tracked in list(self._table.managers.values())
-            if tracked.tracker.may_start(now)
-            for worker_id in self._table.missing_ids(tracked)
-        ]
-        if not due:
-            return
-        for tracked, worker_id in due:
+        for tracked, worker_id in decisions.due_starts(self._table, now):
             self._spawn(tracked, worker_id, now)
 
     def _spawn(self, tracked: ManagerRecord, worker_id: int, now: float) -> None:
@@ -739,7 +589,7 @@ class Arbiter:
                 parts.append(f"{name} {tracked.state.value}")
                 continue
             if tracked.tracker.fatal:
-                fatal.append(f"{name} ({tracked.tracker.failed_starts} failed starts)")
+                fatal.append(f"{name} ({tracked.tracker.in_a_row} failed starts)")
             wanted = tracked.spec.workers
             ready = self._table.ready_count(tracked)
             all_ready = all_ready and (tracked.tracker.fatal or ready == wanted)
@@ -759,8 +609,7 @@ class Arbiter:
             self._notifier.status(status)
 
     def _exit_if_every_manager_is_fatal(self) -> None:
-        managers = self._table.managers.values()
-        if managers and all(m.tracker.fatal for m in managers) and not self._table.workers:
+        if decisions.every_manager_fatal(self._table):
             LOG.error("every manager is FATAL and no worker runs: exiting with status 1")
             self._exit_status = 1
             self._stopping = True
@@ -857,7 +706,7 @@ class Arbiter:
             timeout,
         )
         for record in self._table.workers.values():
-            record.stop_reason = "stopping"
+            record.stop_reason = StopReason.STOPPING
             process.stop_gracefully(record.pid)
         self._wait_until_gone(lambda: list(self._table.workers), timeout, "worker(s)")
         self._stop_recorder()

@@ -37,35 +37,32 @@ class RestartTracker:
     """Counts one manager's failed starts, across its workers, and says what comes next."""
 
     policy: RestartPolicy
-    failed_starts: int = 0
+    in_a_row: int = 0  # failed starts in a row: the backoff and FATAL count them
     fatal: bool = False
     not_before: float = 0.0
-
-    def is_failed_start(self, lifetime: float) -> bool:
-        return lifetime < self.policy.start_secs
 
     def record_exit(self, now: float, failed_start: bool) -> None:
         """A worker ended without the supervisor asking; decide the next start time."""
         if not failed_start:
             self.record_settled()
             return
-        self.failed_starts += 1
+        self.in_a_row += 1
         retries = self.policy.start_retries
-        if retries != RETRY_FOREVER and self.failed_starts > retries:
+        if retries != RETRY_FOREVER and self.in_a_row > retries:
             self.fatal = True
             return
         self.not_before = now + self.delay()
 
     def record_settled(self) -> None:
         """A worker lived past start_secs: the manager starts with a clean slate."""
-        self.failed_starts = 0
+        self.in_a_row = 0
         self.not_before = 0.0
 
     def delay(self) -> float:
         """Backoff after the current run of failed starts: initial, doubling, capped."""
-        if self.failed_starts == 0:
+        if self.in_a_row == 0:
             return 0.0
-        exponent = min(self.failed_starts - 1, 62)
+        exponent = min(self.in_a_row - 1, 62)
         return min(self.policy.backoff_initial * 2**exponent, self.policy.backoff_max)
 
     def may_start(self, now: float) -> bool:
@@ -73,6 +70,6 @@ class RestartTracker:
 
     def clear(self) -> None:
         """A reload or an explicit restart forgives everything."""
-        self.failed_starts = 0
+        self.in_a_row = 0
         self.fatal = False
         self.not_before = 0.0

@@ -9,6 +9,7 @@ they outlive the tracker a reload replaces and the workers that exit.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 import signal
 import time
@@ -18,9 +19,28 @@ from typing import Any
 from supervisor import config, health
 from supervisor.policy import RestartTracker, State
 
-# Requested stops after which the worker is replaced with a backoff, as after a crash:
-# it was judged unhealthy (start_timeout, heartbeat_timeout, max_rss_mb).
-RECYCLES = frozenset({"start_timeout", "heartbeat_timeout", "max_rss_mb"})
+
+class StopReason(enum.Enum):
+    """Why the supervisor asked a worker to stop; the value is what logs and status say."""
+
+    STOPPING = "stopping"  # the supervisor stops
+    REMOVED = "removed"  # its manager left enabled_managers
+    REPLACED = "replaced"  # its manager's class, topic or db_driver changed
+    SCALED_DOWN = "scaled down"
+    STOP_REQUESTED = "stop requested"
+    RESTART_REQUESTED = "restart requested"
+    START_TIMEOUT = "start_timeout"
+    HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+    MAX_RSS_MB = "max_rss_mb"
+
+    @property
+    def recycles(self) -> bool:
+        """Judged unhealthy: replaced with a backoff, as after a crash."""
+        return self in (
+            StopReason.START_TIMEOUT,
+            StopReason.HEARTBEAT_TIMEOUT,
+            StopReason.MAX_RSS_MB,
+        )
 
 
 @dataclasses.dataclass(eq=False)
@@ -33,7 +53,7 @@ class WorkerRecord:
     beacon: health.Beacon
     forked_at: float
     settled: bool = False  # ready and past start_secs: its exit is no failed start
-    stop_reason: str | None = None  # set when the supervisor asked it to stop
+    stop_reason: StopReason | None = None  # set when the supervisor asked it to stop
     kill_at: float | None = None  # SIGKILL deadline of a requested stop
 
     @property
@@ -59,7 +79,7 @@ class ManagerRecord:
     started_ids: set[int] = dataclasses.field(default_factory=set)
     rolling: list[int] = dataclasses.field(default_factory=list)  # ids a restart will replace
     rolled: int | None = None  # the id a rolling restart waits on to be ready again
-    failed_starts: int = 0  # since the manager was added: a counter, never reset
+    failed_starts_total: int = 0  # since the manager was added: a counter, never reset
     # Since when it has not been RUNNING (None while it is): since it was added, at first.
     unready_since: float | None = dataclasses.field(default_factory=time.monotonic)
     rpc_served_gone: int = 0  # RPC calls served, failed, rejected by its workers that exited
@@ -69,7 +89,7 @@ class ManagerRecord:
     def record_exit(self, now: float, failed_start: bool) -> None:
         """A worker ended without the supervisor asking (or a fork failed): counted, and
         the restart policy decides the next start."""
-        self.failed_starts += failed_start
+        self.failed_starts_total += failed_start
         self.tracker.record_exit(now, failed_start)
 
     def retire(self, record: WorkerRecord) -> None:
@@ -182,7 +202,7 @@ class Table:
                         and w["worker_id"] < tracked.spec.workers
                     ),
                     "restarts": tracked.restarts,
-                    "failed_starts": tracked.failed_starts,
+                    "failed_starts": tracked.failed_starts_total,
                     "last_exit": tracked.last_exit,
                     "not_ready_for": 0.0
                     if state is State.RUNNING or unready is None
@@ -215,7 +235,7 @@ def worker_status(
         "uptime": now - record.forked_at,
         "rss_mb": None if rss is None else rss / 2**20,
         "heartbeat_age": now - beacon.phase_since,
-        "stopping": record.stop_reason,
+        "stopping": None if record.stop_reason is None else record.stop_reason.value,
         "problem": problem,
         "rpc": beacon.rpc,
         "rpc_served": beacon.rpc_served,

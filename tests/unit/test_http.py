@@ -369,7 +369,7 @@ def test_failed_starts_are_counted_beyond_the_trackers_resets():
     record.record_exit(1.0, failed_start=True)
     record.record_exit(2.0, failed_start=False)  # settled: the tracker starts over
     record.record_exit(3.0, failed_start=True)
-    assert (record.failed_starts, record.tracker.failed_starts) == (2, 1)
+    assert (record.failed_starts_total, record.tracker.in_a_row) == (2, 1)
 
 
 def test_not_ready_since_follows_the_state():

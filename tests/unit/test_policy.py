@@ -54,15 +54,9 @@ def test_a_worker_that_lived_past_start_secs_resets_count_and_delay():
     for _ in range(3):
         tracker.record_exit(now=0, failed_start=True)
     tracker.record_exit(now=10, failed_start=False)
-    assert tracker.failed_starts == 0
+    assert tracker.in_a_row == 0
     assert tracker.delay() == 0
     assert tracker.may_start(10)
-
-
-def test_is_failed_start_uses_start_secs():
-    tracker = RestartTracker(RestartPolicy(start_secs=2))
-    assert tracker.is_failed_start(1.99)
-    assert not tracker.is_failed_start(2)
 
 
 def test_clear_forgives_fatal():
@@ -85,7 +79,7 @@ def test_retry_forever_is_never_fatal_and_its_backoff_stays_capped():
         now = tracker.not_before
     assert delays[:8] == [0.5, 1, 2, 4, 8, 16, 30, 30]
     assert set(delays[6:]) == {30}, "capped at backoff_max, however many failed starts"
-    assert tracker.failed_starts == 1000
+    assert tracker.in_a_row == 1000
 
 
 def test_retry_forever_still_resets_once_a_worker_settles():
@@ -93,7 +87,7 @@ def test_retry_forever_still_resets_once_a_worker_settles():
     for _ in range(20):
         tracker.record_exit(now=0, failed_start=True)
     tracker.record_exit(now=100, failed_start=False)
-    assert (tracker.failed_starts, tracker.delay(), tracker.fatal) == (0, 0, False)
+    assert (tracker.in_a_row, tracker.delay(), tracker.fatal) == (0, 0, False)
 
 
 def test_clear_forgives_fatal_for_start_and_restart():
@@ -101,4 +95,4 @@ def test_clear_forgives_fatal_for_start_and_restart():
     tracker.record_exit(now=0, failed_start=True)
     assert tracker.fatal
     tracker.clear()
-    assert tracker.may_start(0) and tracker.failed_starts == 0
+    assert tracker.may_start(0) and tracker.in_a_row == 0
