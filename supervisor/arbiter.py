@@ -6,7 +6,8 @@ they are ready, the control socket and the HTTP endpoint (when `http_listen` is 
 the next deadline (a backoff, a kill deadline, start_secs, the health tick, the watchdog, a
 client's) as its timeout. Each pass: read signals → `handle_<name>` → reap → health → expire
 slow clients → start what is due → state changes → systemd.
-Workers are forked here with `os.fork()`; no other thread exists, so nothing is locked.
+Workers are forked here (`children.fork_child`); no other thread exists, so nothing is
+locked. What to do is decided in `decisions`; this module performs it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import setproctitle
 from oslo_config import cfg
 
 from supervisor import (
+    children,
     config,
     control,
     decisions,
@@ -515,34 +517,43 @@ class Arbiter:
 
     def _start_due_workers(self, now: float) -> None:
         if self._recorder is not None and self._recorder.due(now):
-            self._recorder.start(self._pid, self._parent_fds(keep_recorder_socket=True))
+            self._recorder.start(self._parent_fds(keep_recorder_socket=True))
         for tracked, worker_id in decisions.due_starts(self._table, now):
             self._spawn(tracked, worker_id, now)
 
     def _spawn(self, tracked: ManagerRecord, worker_id: int, now: float) -> None:
         """Fork one worker; forwarded signals stay blocked until its handlers exist."""
         beacon = health.Beacon()
+        label = f"{tracked.spec.name} worker({worker_id})"
+
+        def main() -> int:
+            return worker.run_worker(
+                tracked.spec,
+                worker_id,
+                beacon=beacon,
+                config_stamp=self._config_stamp,
+                ready_fd=self._ready_w,
+                recorder_path=self._recorder.path if self._recorder else "",
+                parent_pid=self._pid,
+            )
+
         try:
-            pid = process.fork_blocking(worker.FORWARDED_SIGNALS)
+            # A session of its own: the parent finds what it leaves behind by it, and a
+            # terminal's job control (SIGTTOU, Ctrl-C, hang-up) never reaches it. SIGTERM
+            # when the parent dies: it cleans up.
+            pid = children.fork_child(
+                main,
+                label=label,
+                blocked=worker.FORWARDED_SIGNALS,
+                parent_fds=self._parent_fds(),
+                death_signal=signal.SIGTERM,
+                new_session=True,
+            )
         except OSError as exc:
             beacon.close()
-            LOG.error("%s worker(%d): fork failed: %s", tracked.spec.name, worker_id, exc)
+            LOG.error("%s: fork failed: %s", label, exc)
             tracked.record_exit(now, failed_start=True)
             return
-        if pid == 0:
-            try:
-                worker.run_worker(
-                    tracked.spec,
-                    worker_id,
-                    beacon=beacon,
-                    config_stamp=self._config_stamp,
-                    ready_fd=self._ready_w,
-                    recorder_path=self._recorder.path if self._recorder else "",
-                    parent_pid=self._pid,
-                    parent_fds=self._parent_fds(),
-                )
-            finally:
-                os._exit(1)
         if worker_id in tracked.started_ids:
             tracked.restarts += 1
         tracked.started_ids.add(worker_id)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import json
 import logging
 import os
@@ -33,7 +32,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from supervisor import config, health, process, serving
+from supervisor import children, config, health, process, serving
 from supervisor.policy import State
 
 LOG = logging.getLogger(__name__)
@@ -294,8 +293,18 @@ class MetricsRenderer:
         self.content_type = metrics_content_type()  # imported in the parent: once, not per child
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         self._began = began = self._clock()
+
+        def main() -> int:
+            return self._render_child(write_fd, began)
+
         try:  # every signal blocked in the child for its whole short life
-            pid = process.fork_blocking(signal.valid_signals())
+            pid = children.fork_child(
+                main,
+                label="HTTP: rendering /metrics",
+                blocked=signal.valid_signals(),
+                parent_fds=[*self._parent_fds(), read_fd],
+                short_lived=True,
+            )
         except OSError as exc:
             os.close(read_fd)
             os.close(write_fd)
@@ -308,8 +317,6 @@ class MetricsRenderer:
                 LOG.exception("HTTP: rendering /metrics failed")
             self._answer_waiting(body)
             return
-        if pid == 0:
-            self._run_child(write_fd, began)
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         self.pids.add(pid)
@@ -317,24 +324,13 @@ class MetricsRenderer:
         self._received.clear()
         self._selector.register(read_fd, selectors.EVENT_READ, self._on_readable)
 
-    def _run_child(self, write_fd: int, began: float) -> None:
-        """The renderer's whole life: render, write the body, exit (no finalization)."""
-        status = 1
-        try:
-            gc.disable()  # it lives ~20 ms: no collection need walk the parent's heap
-            signal.set_wakeup_fd(-1)
-            parent = os.getppid()
-            process.close_parent_fds(self._parent_fds())
-            process.die_with_parent(parent, signal.SIGKILL)
-            body = metrics_text(self._status(), pid=parent)
-            cost = self._clock() - began
-            with os.fdopen(write_fd, "wb") as pipe:
-                pipe.write(RENDER_HEADER.pack(cost, len(body)) + body)
-            status = 0
-        except BaseException:
-            LOG.exception("HTTP: rendering /metrics failed")
-        finally:
-            os._exit(status)
+    def _render_child(self, write_fd: int, began: float) -> int:
+        """The renderer's main: render, write the body to the pipe."""
+        body = metrics_text(self._status(), pid=os.getppid())
+        cost = self._clock() - began
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(RENDER_HEADER.pack(cost, len(body)) + body)
+        return 0
 
     def _on_readable(self, mask: int) -> None:
         while True:

@@ -1,4 +1,5 @@
-"""Process-level tools shared by the parent and the workers: prctl, signalling, killing trees.
+"""Process-level tools shared by the parent and the workers: prctl, signalling, killing trees,
+reaping (forking a child is `supervisor/children.py`).
 
 Everything here addresses processes by pid (or, for a dead worker's leftovers, by the process
 group the worker led), never the supervisor's own process group.
@@ -6,17 +7,14 @@ group the worker led), never the supervisor's own process group.
 
 from __future__ import annotations
 
-import collections.abc
 import contextlib
 import ctypes
 import errno
 import functools
-import gc
 import logging
 import os
 import signal
 from collections.abc import Callable, Collection, Iterable
-from typing import NoReturn
 
 import psutil
 
@@ -25,10 +23,6 @@ LOG = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
-# Default again in a child of `run_in_child` (handled by the loop of the process it left).
-_CHILD_SIGNALS = frozenset(
-    {signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGUSR2, signal.SIGCHLD, signal.SIGALRM}
-)
 # How long children a worker leaves get between SIGTERM and SIGKILL when it exits.
 DESCENDANT_GRACE_SECONDS = 1.0
 
@@ -54,125 +48,9 @@ def become_subreaper() -> bool:
     return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
-def _prepare_fork() -> None:
-    """In the parent, right before a fork: answer once, in pages every child shares, a
-    question each child would otherwise answer for itself at great cost.
-
-    `logging.LogRecord` asks `isinstance(args[0], collections.abc.Mapping)` of every line
-    with one argument. Unless the answer for that argument's type is cached (never asked in
-    this process, or any ABC registered since, which voids every cached "no"), the check walks
-    every Mapping subclass loaded and writes into each one's cache: a worker's first such line
-    copied ~190 KiB of the parent's pages. A cached answer costs the parent well under a
-    microsecond.
-    """
-    for value in ("", 0):
-        isinstance(value, collections.abc.Mapping)
-
-
-def freeze_inherited_heap() -> None:
-    """First thing in a forked child: every object it inherited goes to the permanent
-    generation, so its garbage collector never walks them, so never writes to their pages.
-
-    Without it each full collection in a worker copies the parent's whole heap page by page
-    (its USS about doubles). Done in the child, not around the fork in the parent: a parent
-    that froze and unfroze around every fork put its young garbage in the oldest generation,
-    which full collections then seldom reached (+11 MiB of RSS over a 10-minute chaos run).
-    Freezing splices the generation lists: it writes to no object but their heads.
-    """
-    gc.freeze()
-
-
-def fork_blocking(signals: Iterable[int]) -> int:
-    """`os.fork()` with `signals` blocked: still blocked in the child, which unblocks them
-    once its own handlers exist (the parent's would write to the parent's wake-up pipe);
-    as they were in the parent once it returns, or raises OSError."""
-    _prepare_fork()
-    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    try:
-        pid = os.fork()
-    except OSError:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
-        raise
-    if pid:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
-    return pid
-
-
-def run_in_child(function: Callable[[], object], label: str) -> str | None:
-    """Run `function` in a forked child and wait for it: what it imports and builds ends
-    with the child instead of staying in this process's heap for as long as it runs.
-
-    None when it returned; else what went wrong in a few words: the exception's type (its
-    text may quote a secret, such as a connection URL, so it is only logged at debug level
-    by the child), or how the child ended. The child dies with this process.
-    """
-    parent_pid = os.getpid()
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    try:
-        pid = fork_blocking(_CHILD_SIGNALS)
-    except OSError:
-        os.close(read_fd)
-        os.close(write_fd)
-        raise
-    if pid == 0:
-        os.close(read_fd)
-        _child_main(function, label, parent_pid, write_fd)
-    os.close(write_fd)
-    with open(read_fd, "rb") as pipe:
-        said = pipe.read().decode(errors="replace")
-    _, wait_status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(wait_status)
-    if code == 0:
-        return None
-    return said or (f"killed by signal {-code}" if code < 0 else f"exit status {code}")
-
-
-def _child_main(
-    function: Callable[[], object], label: str, parent_pid: int, write_fd: int
-) -> NoReturn:
-    """`run_in_child`'s child: default signal dispositions (its parent's handlers only
-    wake its parent's loop), the function, then `exit_now`."""
-    status = 1
-    try:
-        signal.set_wakeup_fd(-1)
-        for sig in _CHILD_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        die_with_parent(parent_pid, signal.SIGKILL)
-        function()
-        status = 0
-    except BaseException as exc:
-        LOG.debug("%s failed", label, exc_info=True)
-        with contextlib.suppress(OSError):
-            os.write(write_fd, type(exc).__name__.encode())
-    exit_now(status)
-
-
-def exit_now(status: int) -> NoReturn:
-    """The end of a forked child: flush the logs and leave without the interpreter's
-    finalization or atexit hooks (they belong to the process it was forked from)."""
-    with contextlib.suppress(Exception):
-        logging.shutdown()
-    os._exit(status)
-
-
-def close_parent_fds(fds: Iterable[int]) -> None:
-    """In a forked child: close the parent's descriptors (its loop, lock, sockets, pipes),
-    those already gone included."""
-    for fd in fds:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-
-def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> None:
-    """Get `sig` as soon as the parent dies.
-
-    PR_SET_PDEATHSIG fires when the *thread* that forked us exits: the parent has one
-    thread, so that is when the parent itself dies.
-    """
-    _prctl(_PR_SET_PDEATHSIG, sig)
-    if os.getppid() != parent_pid:
-        os.kill(os.getpid(), sig)
+def set_death_signal(sig: int) -> bool:
+    """This process gets `sig` when the thread that forked it exits (PR_SET_PDEATHSIG)."""
+    return _prctl(_PR_SET_PDEATHSIG, sig)
 
 
 def signal_pid(pid: int | None, sig: int) -> bool:
@@ -241,7 +119,7 @@ def send_each(processes: Iterable[psutil.Process], sig: int) -> None:
 
 def terminate_descendants(label: str, grace: float = DESCENDANT_GRACE_SECONDS) -> None:
     """Stop what this process started that still runs: SIGTERM, `grace` seconds, SIGKILL."""
-    if not children():
+    if not child_pids():
         return
     descendants = psutil.Process().children(recursive=True)
     if not descendants:
@@ -253,13 +131,13 @@ def terminate_descendants(label: str, grace: float = DESCENDANT_GRACE_SECONDS) -
     send_each(descendants, signal.SIGKILL)
 
 
-def children() -> list[int]:
+def child_pids() -> list[int]:
     """This process's children, from /proc/self/task/*/children (no scan of all of /proc)."""
     pids: list[int] = []
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
-        return [child.pid for child in psutil.Process().children()]
+        return [child.pid for child in psutil.Process().child_pids()]
     for tid in tasks:
         try:
             with open(f"/proc/self/task/{tid}/children", "rb") as stream:
@@ -278,7 +156,7 @@ def session_of(pid: int) -> int | None:
 
 def kill_session_orphans(session: int) -> None:
     """SIGKILL our live children of `session`: what a dead worker left outside its group."""
-    for pid in children():
+    for pid in child_pids():
         if session_of(pid) == session:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -293,7 +171,7 @@ def reap_orphans(own_session: int, workers: Collection[int] = ()) -> list[int]:
     here: one may exit just now, and its status is the caller's. Returns the pids reaped.
     """
     reaped: list[int] = []
-    for pid in children():
+    for pid in child_pids():
         if pid in workers or session_of(pid) in (None, own_session):
             continue
         try:

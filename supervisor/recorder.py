@@ -27,13 +27,12 @@ import selectors
 import signal
 import socket
 import time
-from collections.abc import Iterable
-from typing import Any, NoReturn
+from typing import Any
 
 import setproctitle
 from oslo_config import cfg
 
-from supervisor import control, health, logs, process
+from supervisor import children, control, health, logs, process
 from supervisor.config import PROJECT
 from supervisor.db import UnusableDatabase
 from supervisor.records import decode_lines, encode
@@ -309,36 +308,21 @@ class Recorder:
 
 
 def run_recorder(
-    listener: socket.socket,
-    conf: cfg.ConfigOpts,
-    beacon: health.Beacon,
-    parent_pid: int,
-    parent_fds: Iterable[int],
-    refusal_fd: int,
-) -> NoReturn:
-    """The recorder's whole life after `os.fork()`; never returns into the parent's code.
+    listener: socket.socket, conf: cfg.ConfigOpts, beacon: health.Beacon, refusal_fd: int
+) -> int:
+    """The recorder's main after `children.fork_child`; its exit status.
 
     A connection URL or a schema it cannot use is written to `refusal_fd`, for the parent
     to say in one line, and ends it with EXIT_REFUSED.
     """
-    process.freeze_inherited_heap()
-    status = 1
+    setproctitle.setproctitle(f"{PROJECT}: recorder")
+    logs.set_process_name("recorder")
     try:
-        with contextlib.suppress(OSError):
-            os.setsid()
-        process.close_parent_fds(parent_fds)
-        process.die_with_parent(parent_pid, signal.SIGKILL)
-        setproctitle.setproctitle(f"{PROJECT}: recorder")
-        logs.set_process_name("recorder")
-        try:
-            db_api = _import_db_api(conf)
-            status = Recorder(listener, conf.host, conf.report_interval, beacon, db_api).run()
-        except UnusableDatabase as exc:
-            os.write(refusal_fd, f"[database] connection: {exc}".encode())
-            status = EXIT_REFUSED
-    except BaseException:
-        LOG.exception("recorder: internal error")
-    process.exit_now(status)
+        db_api = _import_db_api(conf)
+        return Recorder(listener, conf.host, conf.report_interval, beacon, db_api).run()
+    except UnusableDatabase as exc:
+        os.write(refusal_fd, f"[database] connection: {exc}".encode())
+        return EXIT_REFUSED
 
 
 def _import_db_api(conf: cfg.ConfigOpts) -> Any:
@@ -382,25 +366,28 @@ class RecorderProcess:
     def due(self, now: float) -> bool:
         return self.pid is None and now >= self.not_before
 
-    def start(self, parent_pid: int, parent_fds: list[int]) -> None:
+    def start(self, parent_fds: list[int]) -> None:
         """Fork the recorder; blocked signals stay blocked until its handlers exist."""
         refusal_r, refusal_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+        def main() -> int:
+            return run_recorder(self.listener, self.conf, self.beacon, refusal_w)
+
         try:
-            pid = process.fork_blocking({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
+            # A session of its own; killed with the parent: its rows then age out.
+            pid = children.fork_child(
+                main,
+                label="recorder",
+                blocked={signal.SIGTERM, signal.SIGHUP, signal.SIGINT},
+                parent_fds=[*parent_fds, refusal_r],
+                new_session=True,
+            )
         except OSError as exc:
             os.close(refusal_r)
             os.close(refusal_w)
             LOG.error("recorder: fork failed: %s", exc)
             self._schedule_restart(time.monotonic())
             return
-        if pid == 0:
-            try:
-                os.close(refusal_r)
-                run_recorder(
-                    self.listener, self.conf, self.beacon, parent_pid, parent_fds, refusal_w
-                )
-            finally:
-                os._exit(1)
         os.close(refusal_w)
         self._refusal_r = refusal_r
         self.pid = pid

@@ -1,12 +1,13 @@
 """One worker process: the child side of the fork, and the Manager lifecycle it hosts.
 
-`run_worker()` is all the child runs after `os.fork()`: it leaves the parent's session,
-closes the parent's descriptors, installs signal handlers that only wake its main thread,
-then hosts a `cotyledon.Service` through that class's public contract — `run()` in a
-thread, `reload()` on SIGHUP, `terminate()` on SIGTERM (or when the parent dies) — and
-ends with `os._exit`. `ManagerService` is the Service that drives a Manager's hooks
-(docs/architecture.md, "The worker lifecycle"); any other `cotyledon.Service` subclass
-runs the same way and is ready once its `run()` has started.
+`run_worker()` is the child's main once `children.fork_child` has put it in a session of
+its own without the parent's descriptors: it installs signal handlers that only wake its
+main thread, then hosts a `cotyledon.Service` through that class's public contract —
+`run()` in a thread, `reload()` on SIGHUP, `terminate()` on SIGTERM (or when the parent
+dies) — and returns the exit status `fork_child` exits with. `ManagerService` is the
+Service that drives a Manager's hooks (docs/architecture.md, "The worker lifecycle"); any
+other `cotyledon.Service` subclass runs the same way and is ready once its `run()` has
+started.
 
 Signal handlers never run hooks: the main thread reads signal numbers from a wake-up pipe
 and calls the service, so a SIGHUP during `reset()` is remembered, not dropped, and
@@ -25,25 +26,19 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any
 
 import cotyledon
 import setproctitle
 from oslo_config import cfg
 
 from supervisor import config, logs, mutation, reports, stamp
+from supervisor.children import exit_now
 from supervisor.config import PROJECT, ManagerSpec
 from supervisor.health import WAITING_FOR_BROKER, Beacon
 from supervisor.manager import Manager, building
-from supervisor.process import (
-    close_parent_fds,
-    die_with_parent,
-    exit_now,
-    freeze_inherited_heap,
-    route_signals_to,
-    terminate_descendants,
-)
+from supervisor.process import route_signals_to, terminate_descendants
 from supervisor.records import CREATE_WAIT_SECONDS, ServiceRecord
 
 LOG = logging.getLogger(__name__)
@@ -316,13 +311,9 @@ class WorkerProcess:
         """The manager's spec as the config in force has it (remade at each reload)."""
         return self.follower.spec
 
-    def set_up(self, parent_pid: int, parent_fds: Iterable[int]) -> None:
-        """Right after fork: own session, none of the parent's fds, our signal rules."""
-        # A session of our own: the parent finds what we leave behind by it, a terminal's
-        # job control (SIGTTOU on a log line, Ctrl-C, hang-up) never reaches us.
-        with contextlib.suppress(OSError):
-            os.setsid()
-        close_parent_fds(parent_fds)
+    def set_up(self, parent_pid: int) -> None:
+        """Right after fork (in a session of its own, without the parent's fds): our signal
+        rules, title and logging."""
         # Caught, not SIG_IGN: what a manager starts gets default dispositions (SIGINT too).
         route_signals_to(
             self._wake_w, (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
@@ -330,7 +321,6 @@ class WorkerProcess:
         signal.signal(signal.SIGALRM, self._alarm)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self._parent_pid = parent_pid
-        die_with_parent(parent_pid)
         setproctitle.setproctitle(f"{PROJECT}: {self.spec.name} worker({self.worker_id})")
         try:
             logs.setup_worker(CONF, PROJECT, self.spec.section, self.spec.name, self.worker_id)
@@ -533,17 +523,11 @@ def run_worker(
     ready_fd: int,
     recorder_path: str,
     parent_pid: int,
-    parent_fds: Iterable[int],
-) -> NoReturn:
-    """The child's whole life after `os.fork()`; never returns into the parent's code."""
-    freeze_inherited_heap()
-    status = 1
-    try:
-        worker = WorkerProcess(spec, worker_id, beacon, config_stamp, ready_fd, recorder_path)
-        worker.set_up(parent_pid, parent_fds)
-        status = worker.run()
-        # However it ended (a stop, a hook that raised): what it started gets its grace.
-        terminate_descendants(worker.label)
-    except BaseException:
-        LOG.exception("%s worker(%d): internal error", spec.name, worker_id)
-    exit_now(status)
+) -> int:
+    """The child's main after `children.fork_child`; its exit status."""
+    worker = WorkerProcess(spec, worker_id, beacon, config_stamp, ready_fd, recorder_path)
+    worker.set_up(parent_pid)
+    status = worker.run()
+    # However it ended (a stop, a hook that raised): what it started gets its grace.
+    terminate_descendants(worker.label)
+    return status

@@ -40,8 +40,8 @@ from oslo_db.sqlalchemy import enginefacade, exc_filters
 from oslo_utils import timeutils
 from sqlalchemy import orm
 
+from supervisor import children
 from supervisor import db as _db
-from supervisor import process
 from supervisor.db import models, schema
 
 LOG = logging.getLogger(__name__)
@@ -282,7 +282,7 @@ class SchemaNotCreated(Exception):
 
 
 def _create_in_child(engine: sa.Engine) -> None:
-    failure = process.run_in_child(sync, "creating the database schema")
+    failure = children.run_in_child(sync, "creating the database schema")
     if failure is not None and schema.schema_version(engine) != schema.head_version():
         raise SchemaNotCreated(f"creating the database schema failed ({failure})")
 

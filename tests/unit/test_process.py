@@ -12,19 +12,19 @@ import subprocess
 import sys
 import time
 
-from supervisor import process
-from supervisor.process import children, reap_orphans
+from supervisor import children
+from supervisor.process import child_pids, reap_orphans
 
 
 def test_children_sees_a_child_and_its_absence():
-    assert children() == []
+    assert child_pids() == []
     child = subprocess.Popen(["sleep", "5"])
     try:
-        assert children() == [child.pid]
+        assert child_pids() == [child.pid]
     finally:
         child.kill()
         child.wait()
-    assert children() == []
+    assert child_pids() == []
 
 
 def test_reap_orphans_takes_other_sessions_only():
@@ -48,7 +48,7 @@ def test_reap_orphans_never_takes_a_worker():
 def test_fork_blocking_blocks_in_the_child_only():
     before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
     read_fd, write_fd = os.pipe()
-    pid = process.fork_blocking({signal.SIGHUP, signal.SIGUSR2})
+    pid = children.fork_blocking({signal.SIGHUP, signal.SIGUSR2})
     if pid == 0:
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, set())
         os.write(write_fd, b"1" if {signal.SIGHUP, signal.SIGUSR2} <= blocked else b"0")
@@ -70,7 +70,7 @@ def test_a_forked_child_finds_a_log_lines_mapping_check_answered():
 
     Registered.register(type("Fresh", (), {}))  # voids every cached "not a Mapping"
     read_fd, write_fd = os.pipe()
-    pid = process.fork_blocking(set())
+    pid = children.fork_blocking(set())
     if pid == 0:
         walked = []
         subclasscheck = abc.ABCMeta.__subclasscheck__
@@ -100,11 +100,11 @@ def test_run_in_child_leaves_what_the_function_imports_in_the_child(tmp_path):
 
         ran.write_text(f"{os.getpid()} {colorsys.__name__}")
 
-    assert process.run_in_child(work, "test") is None
+    assert children.run_in_child(work, "test") is None
     pid, name = ran.read_text().split()
     assert name == "colorsys" and int(pid) != os.getpid()
     assert "colorsys" not in sys.modules
-    assert children() == []
+    assert child_pids() == []
     assert set(os.listdir("/proc/self/fd")) == fds
 
 
@@ -114,12 +114,12 @@ def test_run_in_child_says_what_was_raised_by_its_type_only():
     def fail() -> None:
         raise ValueError("postgresql://user:hunter2@db/records")
 
-    assert process.run_in_child(fail, "test") == "ValueError"
+    assert children.run_in_child(fail, "test") == "ValueError"
 
 
 def test_run_in_child_says_how_a_child_that_raised_nothing_ended():
-    assert process.run_in_child(lambda: os._exit(3), "test") == "exit status 3"
-    killed = process.run_in_child(lambda: os.kill(os.getpid(), signal.SIGKILL), "test")
+    assert children.run_in_child(lambda: os._exit(3), "test") == "exit status 3"
+    killed = children.run_in_child(lambda: os.kill(os.getpid(), signal.SIGKILL), "test")
     assert killed == "killed by signal 9"
 
 
@@ -133,7 +133,7 @@ def test_run_in_child_gives_the_child_default_signal_dispositions():
             time.sleep(10)
 
         started = time.monotonic()
-        assert process.run_in_child(terminated, "test") == "killed by signal 15"
+        assert children.run_in_child(terminated, "test") == "killed by signal 15"
         assert time.monotonic() - started < 5
     finally:
         signal.signal(signal.SIGTERM, previous)
