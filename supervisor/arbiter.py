@@ -13,12 +13,13 @@ locked. What to do is decided in `decisions`; this module performs it.
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import os
 import selectors
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -48,6 +49,16 @@ if TYPE_CHECKING:
     from supervisor import http
 
 LOG = logging.getLogger(__name__)
+
+
+class Phase(enum.Enum):
+    """Where the supervisor is in its life; each pass does what its phase asks."""
+
+    RUNNING = "running"
+    STOPPING_WORKERS = "stopping workers"
+    STOPPING_RECORDER = "stopping the recorder"
+    STOPPED = "stopped"
+
 
 HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGUSR2)
 # How often the parent looks at beacons and RSS, when some manager sets a limit.
@@ -81,7 +92,9 @@ class Arbiter:
         self._ready_r, self._ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._pending_signals: list[int] = []
         self._child_exited = False
-        self._stopping = False
+        self._phase = Phase.RUNNING
+        self._stopping = False  # a stop is asked for: the next pass begins it
+        self._stop_deadline: float | None = None  # SIGKILL what the phase waits for
         self._stop_now = False  # a second SIGINT: kill what is left
         self._exit_status = 0
         self._refusal: str | None = None  # why the recorder refused the database, at start
@@ -102,13 +115,18 @@ class Arbiter:
         """
         self._set_up()
         try:
-            while not self._stopping:
-                self._run_pass()
-            self._stop_workers()
+            while self._phase is not Phase.STOPPED:
+                try:
+                    self._run_pass()
+                except Exception:
+                    if self._phase is not Phase.RUNNING:
+                        raise
+                    LOG.exception("internal error in the supervision loop: stopping the workers")
+                    self._exit_status = 1
+                    self._stopping = True
         except Exception:
-            LOG.exception("internal error in the supervision loop: stopping the workers")
+            LOG.exception("internal error while stopping: killing what is left")
             self._exit_status = 1
-            self._stop_workers()
         finally:
             self._tear_down()
         if self._refusal is not None:
@@ -116,15 +134,21 @@ class Arbiter:
         return self._exit_status
 
     def _run_pass(self) -> None:
+        """One turn of the loop; a stop is phases of the same pass (docs/architecture.md,
+        "The parent's loop")."""
         for key, mask in self._selector.select(self._seconds_to_next_deadline()):
             key.data(mask)
         self._handle_signals()
-        if self._stopping:
-            return
         now = time.monotonic()
         self._reap(now)
-        if self._stopping:  # the recorder refused the database
-            return
+        if self._phase is Phase.RUNNING and not self._stopping:
+            self._supervise(now)
+        if self._phase is Phase.RUNNING and self._stopping:
+            self._begin_stop(now)
+        if self._phase is not Phase.RUNNING:
+            self._advance_stop(now)
+
+    def _supervise(self, now: float) -> None:
         self._perform(decisions.advance_restarts(self._table), now)
         self._enforce_kill_deadlines(now)
         self._check_health(now)
@@ -194,6 +218,9 @@ class Arbiter:
 
     def _seconds_to_next_deadline(self) -> float | None:
         now = time.monotonic()
+        if self._phase is not Phase.RUNNING:  # SIGCHLD ends each wait
+            late = self._stop_deadline is None or self._stop_now
+            return None if late else max(0.0, self._stop_deadline - now)
         deadlines = [
             tracked.tracker.not_before
             for tracked in self._table.managers.values()
@@ -252,7 +279,11 @@ class Arbiter:
         self._stopping = True
 
     def handle_int(self) -> None:
-        """The first SIGINT stops gracefully; `_stop_workers` answers a second one."""
+        """The first SIGINT stops gracefully; a second one, during the stop, kills at once."""
+        if self._phase is not Phase.RUNNING and not self._stop_now:
+            LOG.warning("second SIGINT: stopping now")
+            self._stop_now = True
+            process.kill_trees(self._alive())
         self._stopping = True
 
     def handle_chld(self) -> None:
@@ -697,12 +728,10 @@ class Arbiter:
 
     # -- stop
 
-    def _stop_workers(self) -> None:
-        """SIGTERM every worker; SIGKILL them with their descendants at the graceful deadline.
-
-        A second SIGINT kills at once. The control socket closes first: a stopping
-        supervisor takes no more requests.
-        """
+    def _begin_stop(self, now: float) -> None:
+        """SIGTERM every worker; what is left at the graceful deadline is SIGKILLed with its
+        descendants. The control socket closes first: a stopping supervisor takes no more
+        requests."""
         self._notifier.stopping()
         if self._control is not None:
             self._control.close()
@@ -719,47 +748,44 @@ class Arbiter:
         for record in self._table.workers.values():
             record.stop_reason = StopReason.STOPPING
             process.stop_gracefully(record.pid)
-        self._wait_until_gone(lambda: list(self._table.workers), timeout, "worker(s)")
-        self._stop_recorder()
+        self._phase = Phase.STOPPING_WORKERS
+        self._stop_deadline = now + timeout if timeout > 0 else None
 
-    def _stop_recorder(self) -> None:
-        """Last, after the workers: the recorder writes the stops they sent, then exits."""
-        handle = self._recorder
-        if handle is None or handle.pid is None:
+    def _advance_stop(self, now: float) -> None:
+        """The workers first; then the recorder, which writes the stops they sent."""
+        self._child_exited = True  # reap at every pass of a stop
+        if self._phase is Phase.STOPPING_WORKERS:
+            if self._table.workers:
+                self._kill_if_late(now, self._conf.graceful_shutdown_timeout, "worker(s)")
+                return
+            self._phase = Phase.STOPPING_RECORDER
+            handle = self._recorder
+            if handle is not None and handle.pid is not None:
+                process.stop_gracefully(handle.pid)
+                if self._stop_now:
+                    process.kill_trees([handle.pid])
+            self._stop_deadline = now + recorder.STOP_TIMEOUT
+        if self._alive():
+            self._kill_if_late(now, recorder.STOP_TIMEOUT, "service recorder(s)")
+        else:
+            self._phase = Phase.STOPPED
+
+    def _kill_if_late(self, now: float, timeout: float, what: str) -> None:
+        if self._stop_now or self._stop_deadline is None or now < self._stop_deadline:
             return
-        process.stop_gracefully(handle.pid)
-        if self._stop_now:
-            process.kill_trees([handle.pid])
+        alive = self._alive()
+        LOG.warning(
+            "%d %s still running after %ss: killing them and their descendants",
+            len(alive),
+            what,
+            timeout,
+        )
+        self._stop_deadline = None
+        process.kill_trees(alive)
 
-        def alive() -> list[int]:
-            return [] if handle.pid is None else [handle.pid]
-
-        self._wait_until_gone(alive, recorder.STOP_TIMEOUT, "service recorder(s)")
-
-    def _wait_until_gone(self, alive: Callable[[], list[int]], timeout: float, what: str) -> None:
-        """Reap until `alive()` is empty; SIGKILL what is left, with its descendants, at
-        `timeout` (0: none) or at a second SIGINT."""
-        deadline = time.monotonic() + timeout if timeout > 0 else None
-        while alive():
-            late = deadline is None or self._stop_now
-            wait = None if late else max(0.0, deadline - time.monotonic())
-            for key, mask in self._selector.select(wait):  # SIGCHLD or a second SIGINT
-                key.data(mask)
-            if signal.SIGINT in self._pending_signals and not self._stop_now:
-                LOG.warning("second SIGINT: stopping now")
-                self._stop_now = True
-                process.kill_trees(alive())
-            if signal.SIGUSR2 in self._pending_signals:  # what a slow stop waits for
-                self.handle_usr2()
-            self._pending_signals.clear()
-            if not self._stop_now and deadline is not None and time.monotonic() >= deadline:
-                LOG.warning(
-                    "%d %s still running after %ss: killing them and their descendants",
-                    len(alive()),
-                    what,
-                    timeout,
-                )
-                deadline = None
-                process.kill_trees(alive())
-            self._child_exited = True
-            self._reap(time.monotonic())
+    def _alive(self) -> list[int]:
+        """What the stop waits for now: the workers, then the recorder."""
+        if self._phase is Phase.STOPPING_WORKERS:
+            return list(self._table.workers)
+        handle = self._recorder
+        return [] if handle is None or handle.pid is None else [handle.pid]
