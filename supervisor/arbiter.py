@@ -40,6 +40,7 @@ from supervisor import (
     state,
     systemd,
     views,
+    wakeup,
     worker,
 )
 from supervisor.policy import RestartTracker, State
@@ -88,7 +89,7 @@ class Arbiter:
         self._http: http.HttpServer | None = None
         self._recorder: recorder.RecorderProcess | None = None
         self._lock_fd = -1
-        self._signal_r, self._signal_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wakeup = wakeup.Wakeup()
         self._ready_r, self._ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._pending_signals: list[int] = []
         self._child_exited = False
@@ -185,8 +186,8 @@ class Arbiter:
             LOG.info("RPC is off: [DEFAULT] transport_url is not set")
         for spec in self._specs:
             self._add_manager(spec)
-        process.route_signals_to(self._signal_w, HANDLED_SIGNALS)
-        self._selector.register(self._signal_r, selectors.EVENT_READ, self._read_signals)
+        self._wakeup.route(HANDLED_SIGNALS)
+        self._selector.register(self._wakeup, selectors.EVENT_READ, self._read_signals)
         self._selector.register(self._ready_r, selectors.EVENT_READ, self._drain_ready)
         reports.set_section(self._report_section)
         # cmd held SIGHUP and SIGUSR2 blocked until now: sent during start-up, they are
@@ -248,8 +249,7 @@ class Arbiter:
     # -- signals: read from the wake-up pipe, handled by name
 
     def _read_signals(self, mask: int) -> None:
-        with contextlib.suppress(BlockingIOError):
-            self._pending_signals.extend(os.read(self._signal_r, 4096))
+        self._pending_signals.extend(self._wakeup.read())
 
     def _drain_ready(self, mask: int) -> None:
         """A worker said it is ready: the pass that follows sees it in its beacon."""
@@ -258,13 +258,7 @@ class Arbiter:
 
     def _handle_signals(self) -> None:
         pending, self._pending_signals = self._pending_signals, []
-        for number in dict.fromkeys(pending):  # once each: a burst of SIGHUPs is one reload
-            name = signal.Signals(number).name
-            handler = getattr(self, f"handle_{name[3:].lower()}", None)
-            if handler is None:
-                LOG.debug("ignoring signal %s", name)
-            else:
-                handler()
+        wakeup.dispatch(self, pending)
 
     def handle_hup(self) -> None:
         """Reload: validate first; apply the diff only if everything can be applied."""
@@ -273,7 +267,7 @@ class Arbiter:
         self._reload()
         # A manager module the reload imported may have installed a handler of its own
         # (oslo.reports' setup_autorun() does, for SIGUSR2): ours again, so the loop sees them.
-        process.route_signals_to(self._signal_w, HANDLED_SIGNALS)
+        self._wakeup.route(HANDLED_SIGNALS)
 
     def handle_term(self) -> None:
         self._stopping = True
@@ -594,7 +588,7 @@ class Arbiter:
 
     def _parent_fds(self, keep_recorder_socket: bool = False) -> list[int]:
         """Descriptors a child must not keep: its parent's loop, lock, sockets and pipes."""
-        fds = [self._selector.fileno(), self._signal_r, self._signal_w, self._ready_r]
+        fds = [self._selector.fileno(), *self._wakeup.fds(), self._ready_r]
         fds += [self._lock_fd, *self._notifier.fds()]
         for server in (self._control, self._http):
             if server is not None:

@@ -64,21 +64,6 @@ def signal_pid(pid: int | None, sig: int) -> bool:
     return True
 
 
-def route_signals_to(fd: int, signals: Iterable[int]) -> None:
-    """Deliver `signals` as their numbers written to `fd`, for a loop to read and handle.
-
-    Python-level handlers that do nothing but let `signal.set_wakeup_fd` write the number;
-    caught, not ignored, so each is reset to its default in whatever this process execs.
-    """
-    signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
-    for sig in signals:
-        signal.signal(sig, _wake_only)
-
-
-def _wake_only(signum: int, frame: object) -> None:
-    """The signal's number reaches the loop through the wake-up fd."""
-
-
 def stop_gracefully(pid: int) -> None:
     """SIGTERM, then SIGCONT: a stopped process (SIGSTOP, a debugger) must see the SIGTERM."""
     if signal_pid(pid, signal.SIGTERM):

@@ -32,7 +32,7 @@ from typing import Any
 import setproctitle
 from oslo_config import cfg
 
-from supervisor import children, control, health, logs, process
+from supervisor import children, control, health, logs, wakeup
 from supervisor.config import PROJECT
 from supervisor.db import UnusableDatabase
 from supervisor.records import decode_lines, encode
@@ -89,7 +89,7 @@ class Recorder:
         self._db = db
         self._beacon = beacon
         self._selector = selectors.DefaultSelector()
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wakeup = wakeup.Wakeup()
         self._existing: list[_Worker] = []
         self._starts: dict[_Worker, None] = {}  # kept until written: an ordered set
         self._reports: collections.Counter[_Worker] = collections.Counter()
@@ -105,11 +105,13 @@ class Recorder:
     def run(self) -> int:
         # Blocked since the fork: a signal during the db import would have run the parent's
         # handler, whose wake-up fd is closed here, and been lost. Pending, it arrives now.
-        process.route_signals_to(self._wake_w, (signal.SIGTERM, signal.SIGHUP, signal.SIGINT))
+        self._wakeup.route((signal.SIGTERM, signal.SIGHUP, signal.SIGINT))
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, self._accept)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, self._read_signals)
+        self._selector.register(
+            self._wakeup, selectors.EVENT_READ, lambda: wakeup.dispatch(self, self._wakeup.read())
+        )
         rows = self._call(self._first_read, raise_unusable=True) or []
         self._preloaded = {(row.topic, row.worker_id): row for row in rows}
         while not self._stopping:
@@ -127,10 +129,9 @@ class Recorder:
 
     # -- reading
 
-    def _read_signals(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            if signal.SIGTERM in os.read(self._wake_r, 512):
-                self._stopping = True
+    def handle_term(self) -> None:
+        """The parent stops the recorder last, once its workers are gone."""
+        self._stopping = True
 
     def _accept(self) -> None:
         while True:

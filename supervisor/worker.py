@@ -33,12 +33,12 @@ import cotyledon
 import setproctitle
 from oslo_config import cfg
 
-from supervisor import config, logs, mutation, reports, stamp
+from supervisor import config, logs, mutation, reports, stamp, wakeup
 from supervisor.children import exit_now
 from supervisor.config import PROJECT, ManagerSpec
 from supervisor.health import WAITING_FOR_BROKER, Beacon
 from supervisor.manager import Manager, building
-from supervisor.process import route_signals_to, terminate_descendants
+from supervisor.process import terminate_descendants
 from supervisor.records import CREATE_WAIT_SECONDS, ServiceRecord
 
 LOG = logging.getLogger(__name__)
@@ -300,8 +300,9 @@ class WorkerProcess:
         self._ready_fd = ready_fd
         self._recorder_path = recorder_path
         self._ready_deadline: float | None = None  # a plain Service's wait for its record
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wakeup = wakeup.Wakeup()
         self._run_status: int | None = None
+        self._exit_status: int | None = None  # set by a handler: the main loop ends
         self._parent_pid = 0
         self.service: cotyledon.Service | None = None
         self.record: ServiceRecord | None = None
@@ -315,9 +316,7 @@ class WorkerProcess:
         """Right after fork (in a session of its own, without the parent's fds): our signal
         rules, title and logging."""
         # Caught, not SIG_IGN: what a manager starts gets default dispositions (SIGINT too).
-        route_signals_to(
-            self._wake_w, (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
-        )
+        self._wakeup.route((signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR2))
         signal.signal(signal.SIGALRM, self._alarm)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         self._parent_pid = parent_pid
@@ -349,22 +348,33 @@ class WorkerProcess:
             self.record.request_start()
             self._ready_deadline = time.monotonic() + CREATE_WAIT_SECONDS
         threading.Thread(target=self._run_service, name="run", daemon=True).start()
-        while True:
+        while self._exit_status is None:
             self._mark_ready_once_recorded()
-            for number in self._wait_for_wakeups():
-                if number == signal.SIGTERM:
-                    return self._stop()
-                if number == signal.SIGHUP:
-                    LOG.debug("%s: SIGHUP", self.label)
-                    if not isinstance(self.service, ManagerService):  # it mutates in its loop
-                        self.follower.follow()
-                    status = _call_service(self.label, self.service.reload)
-                    if status is not None:
-                        return status
-                elif number == signal.SIGUSR2:
-                    reports.write_report(CONF, f"{PROJECT}-{self.spec.name}-{self.worker_id}")
-                elif number == _RUN_ENDED and self._run_status not in (None, 0):
-                    return self._run_status
+            wakeup.dispatch(self, self._wait_for_wakeups())
+        return self._exit_status
+
+    # -- what wakes the main thread (wakeup.dispatch); once one ends it, the rest wait
+
+    def handle_term(self) -> None:
+        if self._exit_status is None:
+            self._exit_status = self._stop()
+
+    def handle_hup(self) -> None:
+        assert self.service is not None
+        if self._exit_status is not None:
+            return
+        LOG.debug("%s: SIGHUP", self.label)
+        if not isinstance(self.service, ManagerService):  # it mutates in its loop
+            self.follower.follow()
+        self._exit_status = _call_service(self.label, self.service.reload)
+
+    def handle_usr2(self) -> None:
+        reports.write_report(CONF, f"{PROJECT}-{self.spec.name}-{self.worker_id}")
+
+    def handle_posted(self, number: int) -> None:
+        """The run thread ended: a failure ends the worker; a clean end waits for SIGTERM."""
+        if number == _RUN_ENDED and self._run_status not in (None, 0) and self._exit_status is None:
+            self._exit_status = self._run_status
 
     def _report_section(self) -> str:
         """This worker in its Guru Meditation Report: manager, worker id, pid, phase."""
@@ -412,7 +422,7 @@ class WorkerProcess:
         assert self.service is not None
         self._run_status = _call_service(self.label, self.service.run) or 0
         with contextlib.suppress(OSError):
-            os.write(self._wake_w, bytes([_RUN_ENDED]))
+            self._wakeup.post(_RUN_ENDED)
 
     def _mark_ready_once_recorded(self) -> None:
         """A plain Service is ready once the recorder answered its start (or after waiting
@@ -431,7 +441,7 @@ class WorkerProcess:
         with contextlib.suppress(OSError):
             os.write(self._ready_fd, b"r")
 
-    def _wait_for_wakeups(self) -> bytes:
+    def _wait_for_wakeups(self) -> list[int]:
         """Signal numbers (and the run thread's end); meanwhile the recorder's answers are
         read and, every report_interval, a report is sent."""
         assert self.record is not None
@@ -440,19 +450,14 @@ class WorkerProcess:
         if self._ready_deadline is not None:
             timeouts.append(0.0 if self.record.answered else self._ready_deadline - now)
         timeout = min((t for t in timeouts if t is not None), default=None)
-        fds = [self._wake_r]
+        fds = [self._wakeup.fileno()]
         if (record_fd := self.record.fileno()) is not None:
             fds.append(record_fd)
         readable, _, _ = select.select(fds, [], [], None if timeout is None else max(0, timeout))
         if record_fd is not None and record_fd in readable:
             self.record.on_readable()
         self.record.report_if_due(time.monotonic(), self.spec.report_interval)
-        if self._wake_r not in readable:
-            return b""
-        try:
-            return os.read(self._wake_r, 512)
-        except BlockingIOError:
-            return b""
+        return self._wakeup.read() if self._wakeup.fileno() in readable else []
 
     def _stop(self) -> int:
         """SIGTERM (or the parent died): terminate the service; its exit status."""
