@@ -3,8 +3,8 @@
 Why a process of its own (docs/architecture.md, "Service records"): the parent's loop must
 never wait on a database, and a worker that ran SQLAlchemy for its own record copied ~10 MiB
 of the parent's pages and held a database connection of its own. The recorder batches what
-the workers ask for (`supervisor/records.py` is their side) into one transaction per kind and
-pass: N starts, N reports, N stops each cost one commit, on one connection per host.
+the workers ask for (`supervisor/record_client.py` is their side) into one transaction per
+kind and pass: N starts, N reports, N stops each cost one commit, on one connection per host.
 
 It listens on a Unix socket in `state_path` that the parent binds and keeps, so workers can
 connect before the recorder runs and while it is restarted; it leads a session of its own and
@@ -36,7 +36,7 @@ from oslo_config import cfg
 from supervisor import control, health, logs, process
 from supervisor.config import PROJECT
 from supervisor.db import UnusableDatabase
-from supervisor.records import decode_lines, encode
+from supervisor.record_client import decode_lines, encode
 
 LOG = logging.getLogger(__name__)
 

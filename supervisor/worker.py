@@ -44,7 +44,7 @@ from supervisor.process import (
     route_signals_to,
     terminate_descendants,
 )
-from supervisor.records import CREATE_WAIT_SECONDS, ServiceRecord
+from supervisor.record_client import CREATE_WAIT_SECONDS, ServiceRecord
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
