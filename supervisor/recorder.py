@@ -112,7 +112,7 @@ class Recorder:
         self._selector.register(self._listener, selectors.EVENT_READ, self._accept)
         self._selector.register(self._wake_r, selectors.EVENT_READ, self._read_signals)
         rows = self._call(self._first_read, raise_unusable=True) or []
-        self._preloaded = {(row.topic, row.worker_id): row for row in rows}
+        self._preloaded = {(row.manager, row.worker_id): row for row in rows}
         while not self._stopping:
             deadlines = [d for d in (self._next_retry, self._next_report_flush) if d is not None]
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
@@ -168,7 +168,7 @@ class Recorder:
         op = message.get("op")
         if op in ("existing", "start"):
             try:
-                worker.key = (str(message["topic"]), int(message["worker_id"]))
+                worker.key = (str(message["manager"]), int(message["worker_id"]))
                 worker.pid = int(message["pid"])
             except (KeyError, TypeError, ValueError):
                 LOG.debug("recorder: malformed request %r", message)

@@ -300,27 +300,28 @@ def ensure_schema_once() -> None:
 # --- services -----------------------------------------------------------------------------
 
 
-def _service_query(host: str, topic: str, worker_id: int) -> sa.Select[Any]:
+def _service_query(host: str, manager: str, worker_id: int) -> sa.Select[Any]:
     return sa.select(models.Service).where(
         models.Service.host == host,
-        models.Service.topic == topic,
+        models.Service.manager == manager,
         models.Service.worker_id == worker_id,
     )
 
 
 @_retry_on_disconnect
-def service_get(host: str, topic: str, worker_id: int) -> models.Service | None:
+def service_get(host: str, manager: str, worker_id: int) -> models.Service | None:
     """The record of (host, manager, worker id), or None."""
     with _reader() as session:
-        return session.scalars(_service_query(host, topic, worker_id)).one_or_none()
+        return session.scalars(_service_query(host, manager, worker_id)).one_or_none()
 
 
 def _services_of(session: orm.Session, host: str, keys: Collection[Key]) -> dict[Key, Any]:
     query = sa.select(models.Service).where(
-        models.Service.host == host, models.Service.topic.in_({topic for topic, _ in keys})
+        models.Service.host == host,
+        models.Service.manager.in_({manager for manager, _ in keys}),
     )
     rows = session.scalars(query.execution_options(populate_existing=True))
-    return {key: row for row in rows if (key := (row.topic, row.worker_id)) in keys}
+    return {key: row for row in rows if (key := (row.manager, row.worker_id)) in keys}
 
 
 @_retry_on_disconnect
@@ -350,7 +351,7 @@ def services_start(host: str, pids: Mapping[Key, int]) -> dict[Key, models.Servi
         sa.update(table)
         .where(
             table.c.host == host,
-            table.c.topic == sa.bindparam("b_topic"),
+            models.Service.manager == sa.bindparam("b_manager"),
             table.c.worker_id == sa.bindparam("b_worker_id"),
         )
         .values(pid=sa.bindparam("b_pid"), stopped=False, last_seen_up=now, updated_at=now)
@@ -358,29 +359,33 @@ def services_start(host: str, pids: Mapping[Key, int]) -> dict[Key, models.Servi
     with _writer() as session:
         session.execute(
             update,
-            [{"b_topic": t, "b_worker_id": w, "b_pid": pid} for (t, w), pid in pids.items()],
+            [{"b_manager": m, "b_worker_id": w, "b_pid": pid} for (m, w), pid in pids.items()],
         )
         rows = _services_of(session, host, pids.keys())
-        for (topic, worker_id), pid in pids.items():
-            if (topic, worker_id) in rows:
+        for (manager, worker_id), pid in pids.items():
+            if (manager, worker_id) in rows:
                 continue
             values = {"pid": pid, "stopped": False, "last_seen_up": now}
             try:
                 with session.begin_nested():
                     session.add(
                         models.Service(
-                            host=host, topic=topic, worker_id=worker_id, created_at=now, **values
+                            host=host,
+                            manager=manager,
+                            worker_id=worker_id,
+                            created_at=now,
+                            **values,
                         )
                     )
             except db_exc.DBDuplicateEntry:
                 # Another supervisor created it since our UPDATE (PostgreSQL; SQLite's
                 # IMMEDIATE transaction rules that out): update theirs.
                 LOG.debug(
-                    "service %s/%s(%s) created meanwhile: updating it", host, topic, worker_id
+                    "service %s/%s(%s) created meanwhile: updating it", host, manager, worker_id
                 )
                 where = (
                     models.Service.host == host,
-                    models.Service.topic == topic,
+                    models.Service.manager == manager,
                     models.Service.worker_id == worker_id,
                 )
                 _update(session, where, values)
@@ -442,20 +447,20 @@ def services_mark_stopped(pids: Mapping[int, int]) -> int:
 
 
 @_retry_on_disconnect
-def service_get_all(host: str | None = None, topic: str | None = None) -> list[models.Service]:
-    """Every record (of a host, of a manager), ordered by host, topic and worker id."""
+def service_get_all(host: str | None = None, manager: str | None = None) -> list[models.Service]:
+    """Every record (of a host, of a manager), ordered by host, manager and worker id."""
     query = sa.select(models.Service)
     if host is not None:
         query = query.where(models.Service.host == host)
-    if topic is not None:
-        query = query.where(models.Service.topic == topic)
-    query = query.order_by(models.Service.host, models.Service.topic, models.Service.worker_id)
+    if manager is not None:
+        query = query.where(models.Service.manager == manager)
+    query = query.order_by(models.Service.host, models.Service.manager, models.Service.worker_id)
     with _reader() as session:
         return list(session.scalars(query))
 
 
 @_retry_on_disconnect
-def service_set_disabled(host: str, topic: str, disabled: bool, reason: str | None = None) -> int:
+def service_set_disabled(host: str, manager: str, disabled: bool, reason: str | None = None) -> int:
     """Disable or enable every worker record of a manager on a host; returns rows matched.
 
     Enabling clears the reason (as nova does).
@@ -463,16 +468,16 @@ def service_set_disabled(host: str, topic: str, disabled: bool, reason: str | No
     values = {"disabled": disabled, "disabled_reason": reason if disabled else None}
     with _writer() as session:
         return _update(
-            session, (models.Service.host == host, models.Service.topic == topic), values
+            session, (models.Service.host == host, models.Service.manager == manager), values
         )
 
 
 @_retry_on_disconnect
-def service_delete(host: str, topic: str | None = None) -> int:
+def service_delete(host: str, manager: str | None = None) -> int:
     """Delete the records of a host (of one of its managers); returns rows deleted."""
     query = sa.delete(models.Service).where(models.Service.host == host)
-    if topic is not None:
-        query = query.where(models.Service.topic == topic)
+    if manager is not None:
+        query = query.where(models.Service.manager == manager)
     with _writer() as session:
         return session.execute(query.execution_options(synchronize_session=False)).rowcount
 

@@ -30,7 +30,13 @@ class Base(orm.DeclarativeBase):
 
 
 class Service(Base, models.ModelBase, models.TimestampMixin):
-    """A worker's service record; `topic` is the manager's name."""
+    """A worker's service record; `manager` is the manager's NAME ([manager:NAME]).
+
+    Its column keeps nova's name, `topic`: renaming it would take a migration that rebuilds
+    the table on SQLite and breaks any SQL an operator wrote against it, for a name only the
+    Python needs. The attribute says what the column holds, which is never the RPC topic
+    (`[manager:NAME] topic`).
+    """
 
     __tablename__ = "services"
     __table_args__ = (
@@ -42,7 +48,7 @@ class Service(Base, models.ModelBase, models.TimestampMixin):
     id = sa.Column(sa.Integer, primary_key=True)
     host = sa.Column(sa.String(255), nullable=False)
     binary = sa.Column(sa.String(255), nullable=False, default=BINARY, server_default=BINARY)
-    topic = sa.Column(sa.String(255), nullable=False)
+    manager = sa.Column("topic", sa.String(255), nullable=False)
     worker_id = sa.Column(sa.Integer, nullable=False)
     pid = sa.Column(sa.Integer, nullable=True)
     report_count = sa.Column(sa.Integer, nullable=False, default=0, server_default="0")
@@ -53,7 +59,7 @@ class Service(Base, models.ModelBase, models.TimestampMixin):
 
     def __repr__(self) -> str:
         return (
-            f"<Service {self.id} {self.host}/{self.topic}({self.worker_id}) pid {self.pid} "
+            f"<Service {self.id} {self.host}/{self.manager}({self.worker_id}) pid {self.pid} "
             f"reports {self.report_count}>"
         )
 

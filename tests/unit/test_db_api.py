@@ -162,8 +162,8 @@ def schema(db_conf):
     return db_conf
 
 
-def start_one(host: str, topic: str, worker_id: int, pid: int):
-    return api.services_start(host, {(topic, worker_id): pid})[(topic, worker_id)]
+def start_one(host: str, manager: str, worker_id: int, pid: int):
+    return api.services_start(host, {(manager, worker_id): pid})[(manager, worker_id)]
 
 
 def report_one(service_id: int):
@@ -191,7 +191,7 @@ def test_a_batch_starts_reports_and_stops_many_workers_at_once(schema):
 def test_services_start_keeps_one_row_per_worker(schema):
     assert api.service_get("node-1", "alpha", 0) is None
     row = start_one("node-1", "alpha", 0, 4242)
-    assert row["host"] == "node-1" and row["topic"] == "alpha" and row["worker_id"] == 0
+    assert row["host"] == "node-1" and row["manager"] == "alpha" and row["worker_id"] == 0
     assert row["binary"] == models.BINARY == "mgr-supervisor"
     assert (row["pid"], row["report_count"], row["disabled"], row["stopped"]) == (
         4242,
@@ -224,7 +224,7 @@ def test_rows_behave_like_dicts(schema):
         "id",
         "host",
         "binary",
-        "topic",
+        "manager",
         "worker_id",
         "pid",
         "report_count",
@@ -298,7 +298,7 @@ def test_services_mark_stopped(schema):
 
 
 def test_service_get_all_orders_and_filters(schema):
-    for host, topic, worker_id in [
+    for host, manager, worker_id in [
         ("node-2", "beta", 0),
         ("node-1", "beta", 1),
         ("node-1", "alpha", 1),
@@ -306,18 +306,22 @@ def test_service_get_all_orders_and_filters(schema):
         ("node-2", "alpha", 0),
         ("node-1", "alpha", 0),
     ]:
-        start_one(host, topic, worker_id, 1)
-    keys = [(r["host"], r["topic"], r["worker_id"]) for r in api.service_get_all()]
+        start_one(host, manager, worker_id, 1)
+    keys = [(r["host"], r["manager"], r["worker_id"]) for r in api.service_get_all()]
     assert keys == sorted(keys)
     assert len(keys) == 6
-    assert [(r["topic"], r["worker_id"]) for r in api.service_get_all(host="node-1")] == [
+    assert [(r["manager"], r["worker_id"]) for r in api.service_get_all(host="node-1")] == [
         ("alpha", 0),
         ("alpha", 1),
         ("beta", 0),
         ("beta", 1),
     ]
-    assert [r["host"] for r in api.service_get_all(topic="alpha")] == ["node-1", "node-1", "node-2"]
-    assert len(api.service_get_all(host="node-2", topic="beta")) == 1
+    assert [r["host"] for r in api.service_get_all(manager="alpha")] == [
+        "node-1",
+        "node-1",
+        "node-2",
+    ]
+    assert len(api.service_get_all(host="node-2", manager="beta")) == 1
     assert api.service_get_all(host="node-3") == []
 
 
@@ -326,24 +330,24 @@ def test_service_set_disabled_and_enabled(schema):
         start_one("node-1", "alpha", worker_id, 1)
     start_one("node-1", "beta", 0, 1)
     assert api.service_set_disabled("node-1", "alpha", True, "disk replacement") == 3
-    rows = api.service_get_all(topic="alpha")
+    rows = api.service_get_all(manager="alpha")
     assert all(r["disabled"] and r["disabled_reason"] == "disk replacement" for r in rows)
     assert api.service_state(rows[0], 60) == "disabled"
     assert api.service_get("node-1", "beta", 0)["disabled"] is False
     assert api.service_set_disabled("node-1", "alpha", False) == 3
-    rows = api.service_get_all(topic="alpha")
+    rows = api.service_get_all(manager="alpha")
     assert not any(r["disabled"] or r["disabled_reason"] for r in rows), "enable clears it"
     assert api.service_set_disabled("node-9", "alpha", True) == 0
 
 
 def test_service_delete(schema):
-    for host, topic in [("node-1", "alpha"), ("node-1", "beta"), ("node-2", "alpha")]:
-        start_one(host, topic, 0, 1)
-        start_one(host, topic, 1, 1)
+    for host, manager in [("node-1", "alpha"), ("node-1", "beta"), ("node-2", "alpha")]:
+        start_one(host, manager, 0, 1)
+        start_one(host, manager, 1, 1)
     assert api.service_delete("node-1", "beta") == 2
     assert api.service_delete("node-2") == 2
     assert api.service_delete("node-2") == 0
-    assert [(r["host"], r["topic"]) for r in api.service_get_all()] == [
+    assert [(r["host"], r["manager"]) for r in api.service_get_all()] == [
         ("node-1", "alpha"),
         ("node-1", "alpha"),
     ]
