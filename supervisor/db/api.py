@@ -7,13 +7,18 @@ use unless `configure(conf)` was called. The engine (oslo.db's enginefacade over
 is built lazily in the process that uses it, with that process's pid; a child that inherited
 its parent's engine drops it without touching the parent's connections and builds its own.
 
+A manager's own db driver that keeps its own tables in the same database shares this
+process's engine through `writer()`, `reader()`, `writer_engine()` and `retry_on_disconnect`
+rather than building one of its own; its tables are never in this schema
+(`supervisor/db/migrations`: the service records only).
+
 Times are naive datetimes in UTC (`oslo_utils.timeutils.utcnow()`). Rows are
 `supervisor.db.models` objects, detached from their session (`row["host"]`, `row.get()`,
 `dict(row.items())`).
 
 Failures: an unreachable database raises oslo.db's `DBConnectionError` to the caller, which
 decides what an outage means. Calls that are safe to repeat are retried once, half a second
-later, on a lost connection (`_retry_on_disconnect`); nothing here sleeps longer than that or
+later, on a lost connection (`retry_on_disconnect`); nothing here sleeps longer than that or
 logs above DEBUG: callers log an outage once. SQLite runs in WAL mode with a 10 s busy
 timeout and takes its write lock when a write transaction begins (BEGIN IMMEDIATE), so many
 processes neither see "database is locked" nor lose an update. PostgreSQL connections get a
@@ -213,23 +218,31 @@ class _Context:
 
 
 @contextlib.contextmanager
-def _writer() -> Iterator[orm.Session]:
+def writer() -> Iterator[orm.Session]:
+    """A session in a write transaction, committed at the end (SQLite: IMMEDIATE)."""
     with _current().manager.writer.using(_Context()) as session:
         session.connection(execution_options={schema.WRITE: True})
         yield session
 
 
 @contextlib.contextmanager
-def _reader() -> Iterator[orm.Session]:
+def reader() -> Iterator[orm.Session]:
+    """A session that reads (the slave connection when one is set)."""
     with _current().manager.reader.using(_Context()) as session:
         yield session
+
+
+def writer_engine() -> sa.Engine:
+    """This process's engine for writes, built at its first use (for DDL: `schema.sync`,
+    a db driver creating its own tables)."""
+    return _current().manager.writer.get_engine()
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 Key = tuple[str, int]  # a worker's (manager, worker id) on a host
 
 
-def _retry_on_disconnect(fn: _F) -> _F:
+def retry_on_disconnect(fn: _F) -> _F:
     """Retry a call that is safe to repeat once, RETRY_INTERVAL later, on a lost connection.
 
     Not `oslo_db.api.wrap_db_retry`: when its retries run out it logs "DB exceeded retry
@@ -265,7 +278,7 @@ def schema_version() -> str | None:
 
 def sync() -> None:
     """Upgrade the database to head (create it when empty); see `schema.sync`."""
-    schema.sync(_current().manager.writer.get_engine())
+    schema.sync(writer_engine())
 
 
 def ensure_schema() -> None:
@@ -274,7 +287,7 @@ def ensure_schema() -> None:
     The schema is created by a child process: alembic and the migrations, imported for it,
     would otherwise stay in the recorder (~13 MiB) for as long as it runs.
     """
-    schema.ensure(_current().manager.writer.get_engine(), create=_create_in_child)
+    schema.ensure(writer_engine(), create=_create_in_child)
 
 
 class SchemaNotCreated(Exception):
@@ -308,10 +321,10 @@ def _service_query(host: str, manager: str, worker_id: int) -> sa.Select[Any]:
     )
 
 
-@_retry_on_disconnect
+@retry_on_disconnect
 def service_get(host: str, manager: str, worker_id: int) -> models.Service | None:
     """The record of (host, manager, worker id), or None."""
-    with _reader() as session:
+    with reader() as session:
         return session.scalars(_service_query(host, manager, worker_id)).one_or_none()
 
 
@@ -324,17 +337,17 @@ def _services_of(session: orm.Session, host: str, keys: Collection[Key]) -> dict
     return {key: row for row in rows if (key := (row.manager, row.worker_id)) in keys}
 
 
-@_retry_on_disconnect
+@retry_on_disconnect
 def services_get(host: str, keys: Collection[Key]) -> dict[Key, models.Service]:
     """The records of `host` for these (manager, worker id) keys, in one query; a key
     without a record is left out."""
     if not keys:
         return {}
-    with _reader() as session:
+    with reader() as session:
         return _services_of(session, host, keys)
 
 
-@_retry_on_disconnect
+@retry_on_disconnect
 def services_start(host: str, pids: Mapping[Key, int]) -> dict[Key, models.Service]:
     """The records of starting workers, `{(manager, worker id): pid}`, in one transaction.
 
@@ -356,7 +369,7 @@ def services_start(host: str, pids: Mapping[Key, int]) -> dict[Key, models.Servi
         )
         .values(pid=sa.bindparam("b_pid"), stopped=False, last_seen_up=now, updated_at=now)
     )
-    with _writer() as session:
+    with writer() as session:
         session.execute(
             update,
             [{"b_manager": m, "b_worker_id": w, "b_pid": pid} for (m, w), pid in pids.items()],
@@ -417,7 +430,7 @@ def services_report(counts: Mapping[int, int]) -> dict[int, models.Service]:
     by_count: dict[int, list[int]] = {}
     for service_id, reports in counts.items():
         by_count.setdefault(reports, []).append(service_id)
-    with _writer() as session:
+    with writer() as session:
         for reports, ids in by_count.items():
             session.execute(
                 sa.update(models.Service)
@@ -434,7 +447,7 @@ def services_report(counts: Mapping[int, int]) -> dict[int, models.Service]:
         return {row.id: row for row in rows}
 
 
-@_retry_on_disconnect
+@retry_on_disconnect
 def services_mark_stopped(pids: Mapping[int, int]) -> int:
     """Stops the supervisor asked for, `{service id: pid}`, in one statement: each record
     says stopped (until the next start), unless a newer worker with another pid has taken
@@ -442,11 +455,11 @@ def services_mark_stopped(pids: Mapping[int, int]) -> int:
     if not pids:
         return 0
     pairs = sa.tuple_(models.Service.id, models.Service.pid).in_(list(pids.items()))
-    with _writer() as session:
+    with writer() as session:
         return _update(session, (pairs,), {"stopped": True})
 
 
-@_retry_on_disconnect
+@retry_on_disconnect
 def service_get_all(host: str | None = None, manager: str | None = None) -> list[models.Service]:
     """Every record (of a host, of a manager), ordered by host, manager and worker id."""
     query = sa.select(models.Service)
@@ -455,30 +468,30 @@ def service_get_all(host: str | None = None, manager: str | None = None) -> list
     if manager is not None:
         query = query.where(models.Service.manager == manager)
     query = query.order_by(models.Service.host, models.Service.manager, models.Service.worker_id)
-    with _reader() as session:
+    with reader() as session:
         return list(session.scalars(query))
 
 
-@_retry_on_disconnect
+@retry_on_disconnect
 def service_set_disabled(host: str, manager: str, disabled: bool, reason: str | None = None) -> int:
     """Disable or enable every worker record of a manager on a host; returns rows matched.
 
     Enabling clears the reason (as nova does).
     """
     values = {"disabled": disabled, "disabled_reason": reason if disabled else None}
-    with _writer() as session:
+    with writer() as session:
         return _update(
             session, (models.Service.host == host, models.Service.manager == manager), values
         )
 
 
-@_retry_on_disconnect
+@retry_on_disconnect
 def service_delete(host: str, manager: str | None = None) -> int:
     """Delete the records of a host (of one of its managers); returns rows deleted."""
     query = sa.delete(models.Service).where(models.Service.host == host)
     if manager is not None:
         query = query.where(models.Service.manager == manager)
-    with _writer() as session:
+    with writer() as session:
         return session.execute(query.execution_options(synchronize_session=False)).rowcount
 
 
@@ -522,7 +535,7 @@ def host_resources_add(
     values.setdefault("sampled_at", timeutils.utcnow())
     if values.get("disks") is not None and not isinstance(values["disks"], str):
         values["disks"] = json.dumps(values["disks"])
-    with _writer() as session:
+    with writer() as session:
         row = models.HostResources(host=host, **values)
         session.add(row)
         session.flush()
@@ -545,7 +558,7 @@ def host_resources_add(
         return row
 
 
-@_retry_on_disconnect
+@retry_on_disconnect
 def host_resources_get(host: str) -> models.HostResources | None:
     """The latest sample of `host`, or None."""
     query = (
@@ -554,5 +567,5 @@ def host_resources_get(host: str) -> models.HostResources | None:
         .order_by(models.HostResources.sampled_at.desc(), models.HostResources.id.desc())
         .limit(1)
     )
-    with _reader() as session:
+    with reader() as session:
         return session.scalars(query).first()

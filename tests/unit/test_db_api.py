@@ -558,7 +558,7 @@ def test_the_sqlite_files_are_private(tmp_path):
     api.configure(dbfixtures.make_conf(url))
     try:
         api.ensure_schema()
-        with api._writer() as session:  # the -wal and -shm files exist while it is open
+        with api.writer() as session:  # the -wal and -shm files exist while it is open
             session.execute(sa.select(models.Service)).all()
             modes = {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()}
     finally:
@@ -576,7 +576,7 @@ def test_a_write_transaction_holds_the_sqlite_write_lock_from_its_start(tmp_path
     api.configure(dbfixtures.make_conf(url))
     try:
         api.ensure_schema()
-        with api._writer() as session:
+        with api.writer() as session:
             session.execute(sa.select(models.Service)).all()  # a read first
             other = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None, timeout=0)
             with pytest.raises(sqlite3.OperationalError, match="locked"):
