@@ -7,10 +7,10 @@ use unless `configure(conf)` was called. The engine (oslo.db's enginefacade over
 is built lazily in the process that uses it, with that process's pid; a child that inherited
 its parent's engine drops it without touching the parent's connections and builds its own.
 
-A manager's own db driver that keeps its own tables in the same database shares this
-process's engine through `writer()`, `reader()`, `writer_engine()` and `retry_on_disconnect`
-rather than building one of its own; its tables are never in this schema
-(`supervisor/db/migrations`: the service records only).
+A manager's own db driver that keeps its own tables in the same database (the resources
+manager's `workers/resources_db.py`) shares this process's engine through `writer()`,
+`reader()`, `writer_engine()` and `retry_on_disconnect` rather than building one of its own;
+its tables are never in this schema (`supervisor/db/migrations`: the service records only).
 
 Times are naive datetimes in UTC (`oslo_utils.timeutils.utcnow()`). Rows are
 `supervisor.db.models` objects, detached from their session (`row["host"]`, `row.get()`,
@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
-import json
 import logging
 import os
 import threading
@@ -56,8 +55,6 @@ register_opts = _db.register_opts
 # One retry, 0.5 s later, for calls that are safe to repeat.
 RETRY_MAX = 1
 RETRY_INTERVAL = 0.5
-# host_resources_add keeps this many samples per host by default.
-HOST_RESOURCES_KEEP = 100
 
 # [database] options handed to enginefacade.configure(); the others do not apply here.
 _ENGINE_OPTIONS = (
@@ -74,20 +71,6 @@ _ENGINE_OPTIONS = (
     "connection_trace",
     "connection_parameters",
     "synchronous_reader",
-)
-
-_HOST_RESOURCES_FIELDS = frozenset(
-    {
-        "sampled_at",
-        "driver",
-        "cpu_count",
-        "load_1",
-        "load_5",
-        "load_15",
-        "memory_total",
-        "memory_available",
-        "disks",
-    }
 )
 
 
@@ -513,59 +496,3 @@ def service_state(row: Any, service_down_time: float, now: datetime.datetime | N
         now = timeutils.utcnow()
     elapsed = abs(timeutils.delta_seconds(last, now))
     return "up" if elapsed <= service_down_time else "down"
-
-
-# --- host resources -----------------------------------------------------------------------
-
-
-def host_resources_add(
-    host: str, sample: dict[str, Any], keep: int | None = HOST_RESOURCES_KEEP
-) -> models.HostResources:
-    """Store a sample of `host`'s resources; returns its row.
-
-    `sample` keys: sampled_at (default now), driver, cpu_count, load_1, load_5, load_15,
-    memory_total, memory_available (bytes), disks (a list of {"mount", "total", "used"},
-    stored as JSON). Older samples of the host beyond the latest `keep` are deleted (None
-    keeps all). Not retried (it inserts).
-    """
-    unknown = set(sample) - _HOST_RESOURCES_FIELDS
-    if unknown:
-        raise ValueError(f"unknown host resources fields: {', '.join(sorted(unknown))}")
-    values = dict(sample)
-    values.setdefault("sampled_at", timeutils.utcnow())
-    if values.get("disks") is not None and not isinstance(values["disks"], str):
-        values["disks"] = json.dumps(values["disks"])
-    with writer() as session:
-        row = models.HostResources(host=host, **values)
-        session.add(row)
-        session.flush()
-        if keep is not None:
-            newest = (
-                sa.select(models.HostResources.id)
-                .where(models.HostResources.host == host)
-                .order_by(models.HostResources.sampled_at.desc(), models.HostResources.id.desc())
-                .limit(max(keep, 1))
-                .subquery()
-            )
-            session.execute(
-                sa.delete(models.HostResources)
-                .where(
-                    models.HostResources.host == host,
-                    models.HostResources.id.not_in(sa.select(newest.c.id)),
-                )
-                .execution_options(synchronize_session=False)
-            )
-        return row
-
-
-@retry_on_disconnect
-def host_resources_get(host: str) -> models.HostResources | None:
-    """The latest sample of `host`, or None."""
-    query = (
-        sa.select(models.HostResources)
-        .where(models.HostResources.host == host)
-        .order_by(models.HostResources.sampled_at.desc(), models.HostResources.id.desc())
-        .limit(1)
-    )
-    with reader() as session:
-        return session.scalars(query).first()

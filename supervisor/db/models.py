@@ -1,5 +1,7 @@
-"""The tables: nova's `services` (one row per host, manager and worker id) and the samples of
-the resources manager. Times are naive datetimes in UTC (`oslo_utils.timeutils.utcnow()`).
+"""The table: nova's `services`, one row per host, manager and worker id (the service records,
+nothing else: a manager keeps its own tables through its own db driver, as the resources
+manager does in `workers/resources_db.py`). Times are naive datetimes in UTC
+(`oslo_utils.timeutils.utcnow()`).
 
 Rows are oslo.db `ModelBase` objects: `row["host"]`, `row.get("pid")`, `dict(row.items())`.
 A change here needs a new migration in `supervisor/db/migrations/versions/`; the unit tests
@@ -7,9 +9,6 @@ compare the migrated schema with these models on every backend.
 """
 
 from __future__ import annotations
-
-import json
-from typing import Any
 
 import sqlalchemy as sa
 from oslo_db.sqlalchemy import models
@@ -62,31 +61,3 @@ class Service(Base, models.ModelBase, models.TimestampMixin):
             f"<Service {self.id} {self.host}/{self.manager}({self.worker_id}) pid {self.pid} "
             f"reports {self.report_count}>"
         )
-
-
-class HostResources(Base, models.ModelBase):
-    """One sample of a host's resources, written by the resources manager."""
-
-    __tablename__ = "host_resources"
-    # The latest sample of a host is one index lookup; host alone uses the same index.
-    __table_args__ = (sa.Index(None, "host", "sampled_at"),)
-
-    id = sa.Column(sa.Integer, primary_key=True)
-    host = sa.Column(sa.String(255), nullable=False)
-    sampled_at = sa.Column(sa.DateTime, nullable=False)
-    driver = sa.Column(sa.String(64), nullable=True)
-    cpu_count = sa.Column(sa.Integer, nullable=True)
-    load_1 = sa.Column(sa.Float, nullable=True)
-    load_5 = sa.Column(sa.Float, nullable=True)
-    load_15 = sa.Column(sa.Float, nullable=True)
-    memory_total = sa.Column(sa.BigInteger, nullable=True)  # bytes
-    memory_available = sa.Column(sa.BigInteger, nullable=True)  # bytes
-    # JSON: a list of {"mount": str, "total": bytes, "used": bytes}.
-    disks = sa.Column(sa.Text, nullable=True)
-
-    def disk_list(self) -> list[dict[str, Any]]:
-        """`disks` decoded: a list of {"mount", "total", "used"} (empty when none)."""
-        return json.loads(self.disks) if self.disks else []
-
-    def __repr__(self) -> str:
-        return f"<HostResources {self.id} {self.host} at {self.sampled_at}>"
