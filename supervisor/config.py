@@ -27,7 +27,7 @@ from oslo_reports import opts as gmr_opts
 
 from supervisor import db, logs, version
 from supervisor.health import HealthLimits
-from supervisor.manager import MANAGER_SECTION_PREFIX, Manager
+from supervisor.manager import DEFAULT_DB_DRIVER, MANAGER_SECTION_PREFIX, Manager
 from supervisor.policy import RestartPolicy
 
 LOG = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ def manager_section_opts() -> list[cfg.Opt]:
         ),
         cfg.StrOpt(
             "db_driver",
-            default="supervisor.db.api",
+            default=DEFAULT_DB_DRIVER,
             mutable=True,
             help="Module imported as the manager's `self.db` (smart managers, dumb data). "
             "The default is the project's db api, on [database] connection. On SIGHUP, a "
@@ -312,7 +312,7 @@ class ManagerSpec:
     manager_class: type
     workers: int
     topic: str  # its RPC topic: [manager:NAME] topic, else NAME
-    db_driver: str = "supervisor.db.api"
+    db_driver: str = DEFAULT_DB_DRIVER
     policy: RestartPolicy = RestartPolicy()
     limits: HealthLimits = HealthLimits()
     # What its workers run by: read with the rest, so a reload reaches them the same way.

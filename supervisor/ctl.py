@@ -172,7 +172,7 @@ def _services(conf: cfg.ConfigOpts, action: Any) -> int:
             )
             return EXIT_FAILURE
         if verb == "list":
-            rows = db_api.service_get_all(host=action.filter_host, topic=action.filter_manager)
+            rows = db_api.service_get_all(host=action.filter_host, manager=action.filter_manager)
             records = [_record(row, conf.service_down_time) for row in rows]
             print(json.dumps(records, indent=2) if action.json else views.format_services(records))
             return EXIT_OK
@@ -258,7 +258,7 @@ def _record(row: Any, service_down_time: float) -> dict[str, Any]:
     last_seen = row["last_seen_up"]
     return {
         "host": row["host"],
-        "manager": row["topic"],
+        "manager": row["manager"],
         "worker_id": row["worker_id"],
         "pid": row["pid"],
         "state": db_api.service_state(row, service_down_time),

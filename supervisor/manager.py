@@ -19,6 +19,8 @@ CONF = cfg.CONF
 
 # A manager's own options live in the config section `[manager:NAME]`.
 MANAGER_SECTION_PREFIX = "manager:"
+# `[manager:NAME] db_driver` when the section does not set it: the service records' db api.
+DEFAULT_DB_DRIVER = "supervisor.db.api"
 
 
 _building: str | None = None  # the NAME whose manager is being built, in this process

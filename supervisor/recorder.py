@@ -3,8 +3,8 @@
 Why a process of its own (docs/architecture.md, "Service records"): the parent's loop must
 never wait on a database, and a worker that ran SQLAlchemy for its own record copied ~10 MiB
 of the parent's pages and held a database connection of its own. The recorder batches what
-the workers ask for (`supervisor/records.py` is their side) into one transaction per kind and
-pass: N starts, N reports, N stops each cost one commit, on one connection per host.
+the workers ask for (`supervisor/record_client.py` is their side) into one transaction per
+kind and pass: N starts, N reports, N stops each cost one commit, on one connection per host.
 
 It listens on a Unix socket in `state_path` that the parent binds and keeps, so workers can
 connect before the recorder runs and while it is restarted; it leads a session of its own and
@@ -35,7 +35,7 @@ from oslo_config import cfg
 from supervisor import children, control, health, logs, wakeup
 from supervisor.config import PROJECT
 from supervisor.db import UnusableDatabase
-from supervisor.records import decode_lines, encode
+from supervisor.record_client import decode_lines, encode
 
 LOG = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Recorder:
             self._wakeup, selectors.EVENT_READ, lambda: wakeup.dispatch(self, self._wakeup.read())
         )
         rows = self._call(self._first_read, raise_unusable=True) or []
-        self._preloaded = {(row.topic, row.worker_id): row for row in rows}
+        self._preloaded = {(row.manager, row.worker_id): row for row in rows}
         while not self._stopping:
             deadlines = [d for d in (self._next_retry, self._next_report_flush) if d is not None]
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
@@ -168,7 +168,7 @@ class Recorder:
         op = message.get("op")
         if op in ("existing", "start"):
             try:
-                worker.key = (str(message["topic"]), int(message["worker_id"]))
+                worker.key = (str(message["manager"]), int(message["worker_id"]))
                 worker.pid = int(message["pid"])
             except (KeyError, TypeError, ValueError):
                 LOG.debug("recorder: malformed request %r", message)

@@ -39,7 +39,7 @@ from supervisor.config import PROJECT, ManagerSpec
 from supervisor.health import WAITING_FOR_BROKER, Beacon
 from supervisor.manager import Manager, building
 from supervisor.process import terminate_descendants
-from supervisor.records import CREATE_WAIT_SECONDS, ServiceRecord
+from supervisor.record_client import CREATE_WAIT_SECONDS, ServiceRecord
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF

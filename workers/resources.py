@@ -1,8 +1,9 @@
 """The resources manager: samples this host through a driver of its choice, keeps the samples.
 
 One manager, many drivers (the `nova.manager` model): the manager owns the logic (when to
-sample, what to keep, what to answer), the data goes through `self.db` (the `db_driver`
-module), and how a sample is read is a driver chosen by the `driver` option:
+sample, what to keep, what to answer), the data goes through `self.db`, its own db driver
+`workers.resources_db` (a table of its own beside the service records, in the same
+database), and how a sample is read is a driver chosen by the `driver` option:
 `workers.drivers.psutil_driver.PsutilDriver` (the default) or
 `workers.drivers.proc_driver.ProcDriver`, which reads /proc itself.
 """
@@ -18,12 +19,15 @@ from oslo_config import cfg
 from oslo_service import periodic_task
 from oslo_utils import importutils, timeutils
 
-from supervisor.manager import Manager
+from supervisor.manager import DEFAULT_DB_DRIVER, Manager
 from workers.drivers.base import ResourcesDriver
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_DRIVER = "workers.drivers.psutil_driver.PsutilDriver"
+# Its `self.db` when its section leaves `db_driver` unset: the supervisor's default db api
+# keeps the service records only.
+DB_DRIVER = "workers.resources_db"
 
 # What `get_host_resources` answers besides `host`, `sampled_at` and `disks`, as plain types.
 _FIELDS = {
@@ -42,6 +46,8 @@ class ResourcesManager(Manager):
 
     Each sample is stored with `self.db.host_resources_add(host, sample)`;
     `get_host_resources()` answers the latest one of a host from `self.db.host_resources_get`.
+    `self.db` is `workers.resources_db` unless the section's `db_driver` names another module
+    with those two functions.
 
     Every worker of this manager samples (so `workers = 1` is the sensible setting): a Manager
     is not told its worker id, so it cannot leave the sampling to worker 0 alone. The
@@ -71,6 +77,16 @@ class ResourcesManager(Manager):
             "tmpfs or proc).",
         ),
     ]
+
+    def __init__(
+        self,
+        host: str | None = None,
+        db_driver: str | None = None,
+        service_name: str = "undefined",
+    ) -> None:
+        if not db_driver or db_driver == DEFAULT_DB_DRIVER:
+            db_driver = DB_DRIVER
+        super().__init__(host=host, db_driver=db_driver, service_name=service_name)
 
     def init_host(self) -> None:
         if getattr(self, "db", None) is None:

@@ -7,13 +7,18 @@ use unless `configure(conf)` was called. The engine (oslo.db's enginefacade over
 is built lazily in the process that uses it, with that process's pid; a child that inherited
 its parent's engine drops it without touching the parent's connections and builds its own.
 
+A manager's own db driver that keeps its own tables in the same database (the resources
+manager's `workers/resources_db.py`) shares this process's engine through `writer()`,
+`reader()`, `writer_engine()` and `retry_on_disconnect` rather than building one of its own;
+its tables are never in this schema (`supervisor/db/migrations`: the service records only).
+
 Times are naive datetimes in UTC (`oslo_utils.timeutils.utcnow()`). Rows are
 `supervisor.db.models` objects, detached from their session (`row["host"]`, `row.get()`,
 `dict(row.items())`).
 
 Failures: an unreachable database raises oslo.db's `DBConnectionError` to the caller, which
 decides what an outage means. Calls that are safe to repeat are retried once, half a second
-later, on a lost connection (`_retry_on_disconnect`); nothing here sleeps longer than that or
+later, on a lost connection (`retry_on_disconnect`); nothing here sleeps longer than that or
 logs above DEBUG: callers log an outage once. SQLite runs in WAL mode with a 10 s busy
 timeout and takes its write lock when a write transaction begins (BEGIN IMMEDIATE), so many
 processes neither see "database is locked" nor lose an update. PostgreSQL connections get a
@@ -25,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
-import json
 import logging
 import os
 import threading
@@ -51,8 +55,6 @@ register_opts = _db.register_opts
 # One retry, 0.5 s later, for calls that are safe to repeat.
 RETRY_MAX = 1
 RETRY_INTERVAL = 0.5
-# host_resources_add keeps this many samples per host by default.
-HOST_RESOURCES_KEEP = 100
 
 # [database] options handed to enginefacade.configure(); the others do not apply here.
 _ENGINE_OPTIONS = (
@@ -69,20 +71,6 @@ _ENGINE_OPTIONS = (
     "connection_trace",
     "connection_parameters",
     "synchronous_reader",
-)
-
-_HOST_RESOURCES_FIELDS = frozenset(
-    {
-        "sampled_at",
-        "driver",
-        "cpu_count",
-        "load_1",
-        "load_5",
-        "load_15",
-        "memory_total",
-        "memory_available",
-        "disks",
-    }
 )
 
 
@@ -213,23 +201,31 @@ class _Context:
 
 
 @contextlib.contextmanager
-def _writer() -> Iterator[orm.Session]:
+def writer() -> Iterator[orm.Session]:
+    """A session in a write transaction, committed at the end (SQLite: IMMEDIATE)."""
     with _current().manager.writer.using(_Context()) as session:
         session.connection(execution_options={schema.WRITE: True})
         yield session
 
 
 @contextlib.contextmanager
-def _reader() -> Iterator[orm.Session]:
+def reader() -> Iterator[orm.Session]:
+    """A session that reads (the slave connection when one is set)."""
     with _current().manager.reader.using(_Context()) as session:
         yield session
+
+
+def writer_engine() -> sa.Engine:
+    """This process's engine for writes, built at its first use (for DDL: `schema.sync`,
+    a db driver creating its own tables)."""
+    return _current().manager.writer.get_engine()
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 Key = tuple[str, int]  # a worker's (manager, worker id) on a host
 
 
-def _retry_on_disconnect(fn: _F) -> _F:
+def retry_on_disconnect(fn: _F) -> _F:
     """Retry a call that is safe to repeat once, RETRY_INTERVAL later, on a lost connection.
 
     Not `oslo_db.api.wrap_db_retry`: when its retries run out it logs "DB exceeded retry
@@ -265,7 +261,7 @@ def schema_version() -> str | None:
 
 def sync() -> None:
     """Upgrade the database to head (create it when empty); see `schema.sync`."""
-    schema.sync(_current().manager.writer.get_engine())
+    schema.sync(writer_engine())
 
 
 def ensure_schema() -> None:
@@ -274,7 +270,7 @@ def ensure_schema() -> None:
     The schema is created by a child process: alembic and the migrations, imported for it,
     would otherwise stay in the recorder (~13 MiB) for as long as it runs.
     """
-    schema.ensure(_current().manager.writer.get_engine(), create=_create_in_child)
+    schema.ensure(writer_engine(), create=_create_in_child)
 
 
 class SchemaNotCreated(Exception):
@@ -300,40 +296,41 @@ def ensure_schema_once() -> None:
 # --- services -----------------------------------------------------------------------------
 
 
-def _service_query(host: str, topic: str, worker_id: int) -> sa.Select[Any]:
+def _service_query(host: str, manager: str, worker_id: int) -> sa.Select[Any]:
     return sa.select(models.Service).where(
         models.Service.host == host,
-        models.Service.topic == topic,
+        models.Service.manager == manager,
         models.Service.worker_id == worker_id,
     )
 
 
-@_retry_on_disconnect
-def service_get(host: str, topic: str, worker_id: int) -> models.Service | None:
+@retry_on_disconnect
+def service_get(host: str, manager: str, worker_id: int) -> models.Service | None:
     """The record of (host, manager, worker id), or None."""
-    with _reader() as session:
-        return session.scalars(_service_query(host, topic, worker_id)).one_or_none()
+    with reader() as session:
+        return session.scalars(_service_query(host, manager, worker_id)).one_or_none()
 
 
 def _services_of(session: orm.Session, host: str, keys: Collection[Key]) -> dict[Key, Any]:
     query = sa.select(models.Service).where(
-        models.Service.host == host, models.Service.topic.in_({topic for topic, _ in keys})
+        models.Service.host == host,
+        models.Service.manager.in_({manager for manager, _ in keys}),
     )
     rows = session.scalars(query.execution_options(populate_existing=True))
-    return {key: row for row in rows if (key := (row.topic, row.worker_id)) in keys}
+    return {key: row for row in rows if (key := (row.manager, row.worker_id)) in keys}
 
 
-@_retry_on_disconnect
+@retry_on_disconnect
 def services_get(host: str, keys: Collection[Key]) -> dict[Key, models.Service]:
     """The records of `host` for these (manager, worker id) keys, in one query; a key
     without a record is left out."""
     if not keys:
         return {}
-    with _reader() as session:
+    with reader() as session:
         return _services_of(session, host, keys)
 
 
-@_retry_on_disconnect
+@retry_on_disconnect
 def services_start(host: str, pids: Mapping[Key, int]) -> dict[Key, models.Service]:
     """The records of starting workers, `{(manager, worker id): pid}`, in one transaction.
 
@@ -350,37 +347,41 @@ def services_start(host: str, pids: Mapping[Key, int]) -> dict[Key, models.Servi
         sa.update(table)
         .where(
             table.c.host == host,
-            table.c.topic == sa.bindparam("b_topic"),
+            models.Service.manager == sa.bindparam("b_manager"),
             table.c.worker_id == sa.bindparam("b_worker_id"),
         )
         .values(pid=sa.bindparam("b_pid"), stopped=False, last_seen_up=now, updated_at=now)
     )
-    with _writer() as session:
+    with writer() as session:
         session.execute(
             update,
-            [{"b_topic": t, "b_worker_id": w, "b_pid": pid} for (t, w), pid in pids.items()],
+            [{"b_manager": m, "b_worker_id": w, "b_pid": pid} for (m, w), pid in pids.items()],
         )
         rows = _services_of(session, host, pids.keys())
-        for (topic, worker_id), pid in pids.items():
-            if (topic, worker_id) in rows:
+        for (manager, worker_id), pid in pids.items():
+            if (manager, worker_id) in rows:
                 continue
             values = {"pid": pid, "stopped": False, "last_seen_up": now}
             try:
                 with session.begin_nested():
                     session.add(
                         models.Service(
-                            host=host, topic=topic, worker_id=worker_id, created_at=now, **values
+                            host=host,
+                            manager=manager,
+                            worker_id=worker_id,
+                            created_at=now,
+                            **values,
                         )
                     )
             except db_exc.DBDuplicateEntry:
                 # Another supervisor created it since our UPDATE (PostgreSQL; SQLite's
                 # IMMEDIATE transaction rules that out): update theirs.
                 LOG.debug(
-                    "service %s/%s(%s) created meanwhile: updating it", host, topic, worker_id
+                    "service %s/%s(%s) created meanwhile: updating it", host, manager, worker_id
                 )
                 where = (
                     models.Service.host == host,
-                    models.Service.topic == topic,
+                    models.Service.manager == manager,
                     models.Service.worker_id == worker_id,
                 )
                 _update(session, where, values)
@@ -412,7 +413,7 @@ def services_report(counts: Mapping[int, int]) -> dict[int, models.Service]:
     by_count: dict[int, list[int]] = {}
     for service_id, reports in counts.items():
         by_count.setdefault(reports, []).append(service_id)
-    with _writer() as session:
+    with writer() as session:
         for reports, ids in by_count.items():
             session.execute(
                 sa.update(models.Service)
@@ -429,7 +430,7 @@ def services_report(counts: Mapping[int, int]) -> dict[int, models.Service]:
         return {row.id: row for row in rows}
 
 
-@_retry_on_disconnect
+@retry_on_disconnect
 def services_mark_stopped(pids: Mapping[int, int]) -> int:
     """Stops the supervisor asked for, `{service id: pid}`, in one statement: each record
     says stopped (until the next start), unless a newer worker with another pid has taken
@@ -437,43 +438,43 @@ def services_mark_stopped(pids: Mapping[int, int]) -> int:
     if not pids:
         return 0
     pairs = sa.tuple_(models.Service.id, models.Service.pid).in_(list(pids.items()))
-    with _writer() as session:
+    with writer() as session:
         return _update(session, (pairs,), {"stopped": True})
 
 
-@_retry_on_disconnect
-def service_get_all(host: str | None = None, topic: str | None = None) -> list[models.Service]:
-    """Every record (of a host, of a manager), ordered by host, topic and worker id."""
+@retry_on_disconnect
+def service_get_all(host: str | None = None, manager: str | None = None) -> list[models.Service]:
+    """Every record (of a host, of a manager), ordered by host, manager and worker id."""
     query = sa.select(models.Service)
     if host is not None:
         query = query.where(models.Service.host == host)
-    if topic is not None:
-        query = query.where(models.Service.topic == topic)
-    query = query.order_by(models.Service.host, models.Service.topic, models.Service.worker_id)
-    with _reader() as session:
+    if manager is not None:
+        query = query.where(models.Service.manager == manager)
+    query = query.order_by(models.Service.host, models.Service.manager, models.Service.worker_id)
+    with reader() as session:
         return list(session.scalars(query))
 
 
-@_retry_on_disconnect
-def service_set_disabled(host: str, topic: str, disabled: bool, reason: str | None = None) -> int:
+@retry_on_disconnect
+def service_set_disabled(host: str, manager: str, disabled: bool, reason: str | None = None) -> int:
     """Disable or enable every worker record of a manager on a host; returns rows matched.
 
     Enabling clears the reason (as nova does).
     """
     values = {"disabled": disabled, "disabled_reason": reason if disabled else None}
-    with _writer() as session:
+    with writer() as session:
         return _update(
-            session, (models.Service.host == host, models.Service.topic == topic), values
+            session, (models.Service.host == host, models.Service.manager == manager), values
         )
 
 
-@_retry_on_disconnect
-def service_delete(host: str, topic: str | None = None) -> int:
+@retry_on_disconnect
+def service_delete(host: str, manager: str | None = None) -> int:
     """Delete the records of a host (of one of its managers); returns rows deleted."""
     query = sa.delete(models.Service).where(models.Service.host == host)
-    if topic is not None:
-        query = query.where(models.Service.topic == topic)
-    with _writer() as session:
+    if manager is not None:
+        query = query.where(models.Service.manager == manager)
+    with writer() as session:
         return session.execute(query.execution_options(synchronize_session=False)).rowcount
 
 
@@ -495,59 +496,3 @@ def service_state(row: Any, service_down_time: float, now: datetime.datetime | N
         now = timeutils.utcnow()
     elapsed = abs(timeutils.delta_seconds(last, now))
     return "up" if elapsed <= service_down_time else "down"
-
-
-# --- host resources -----------------------------------------------------------------------
-
-
-def host_resources_add(
-    host: str, sample: dict[str, Any], keep: int | None = HOST_RESOURCES_KEEP
-) -> models.HostResources:
-    """Store a sample of `host`'s resources; returns its row.
-
-    `sample` keys: sampled_at (default now), driver, cpu_count, load_1, load_5, load_15,
-    memory_total, memory_available (bytes), disks (a list of {"mount", "total", "used"},
-    stored as JSON). Older samples of the host beyond the latest `keep` are deleted (None
-    keeps all). Not retried (it inserts).
-    """
-    unknown = set(sample) - _HOST_RESOURCES_FIELDS
-    if unknown:
-        raise ValueError(f"unknown host resources fields: {', '.join(sorted(unknown))}")
-    values = dict(sample)
-    values.setdefault("sampled_at", timeutils.utcnow())
-    if values.get("disks") is not None and not isinstance(values["disks"], str):
-        values["disks"] = json.dumps(values["disks"])
-    with _writer() as session:
-        row = models.HostResources(host=host, **values)
-        session.add(row)
-        session.flush()
-        if keep is not None:
-            newest = (
-                sa.select(models.HostResources.id)
-                .where(models.HostResources.host == host)
-                .order_by(models.HostResources.sampled_at.desc(), models.HostResources.id.desc())
-                .limit(max(keep, 1))
-                .subquery()
-            )
-            session.execute(
-                sa.delete(models.HostResources)
-                .where(
-                    models.HostResources.host == host,
-                    models.HostResources.id.not_in(sa.select(newest.c.id)),
-                )
-                .execution_options(synchronize_session=False)
-            )
-        return row
-
-
-@_retry_on_disconnect
-def host_resources_get(host: str) -> models.HostResources | None:
-    """The latest sample of `host`, or None."""
-    query = (
-        sa.select(models.HostResources)
-        .where(models.HostResources.host == host)
-        .order_by(models.HostResources.sampled_at.desc(), models.HostResources.id.desc())
-        .limit(1)
-    )
-    with _reader() as session:
-        return session.scalars(query).first()

@@ -187,7 +187,7 @@ class RecordManager(EventManager):
         stored = None
         if service_ref is not None:
             stored = self.db.service_get(
-                service_ref["host"], service_ref["topic"], service_ref["worker_id"]
+                service_ref["host"], service_ref["manager"], service_ref["worker_id"]
             )
         self._record("pre_start_hook-ref", _row_id(service_ref), _row_id(stored))
         self.service_ref = service_ref

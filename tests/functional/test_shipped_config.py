@@ -44,7 +44,7 @@ def test_the_default_config_runs_the_demo_and_resources_managers(supervisor):
     )
     database = os.path.join(supervisor.state_path, "mgr-supervisor.sqlite")
     with sqlite3.connect(database) as connection:
-        (samples,) = connection.execute("SELECT count(*) FROM host_resources").fetchone()
+        (samples,) = connection.execute("SELECT count(*) FROM host_resource_samples").fetchone()
     assert samples >= 1, "the resources manager stored a sample"
 
     supervisor.config_file.write_text(

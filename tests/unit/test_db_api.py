@@ -54,10 +54,11 @@ def close_to_now(value: datetime.datetime, seconds: float = 5.0) -> bool:
 
 def test_ensure_schema_creates_an_empty_database(db_conf, db_url):
     assert api.schema_version() is None
-    assert db_schema.head_version() == "0001"
+    assert db_schema.head_version() == "0002"
     api.ensure_schema()
     assert api.schema_version() == db_schema.head_version()
-    assert {"services", "host_resources", db.VERSION_TABLE} <= tables(db_url)
+    # The service records only: a manager's own tables are its own db driver's.
+    assert tables(db_url) == {"services", db.VERSION_TABLE}
 
 
 def test_ensure_schema_at_head_changes_nothing(db_conf):
@@ -84,18 +85,69 @@ def test_the_migrated_schema_is_the_models(db_conf, db_url):
     assert diff == []
 
 
+def upgrade_to(url: str, revision: str) -> None:
+    """Migrate the database at `url` to `revision` of the shipped migrations (as a release
+    that shipped no later one would have)."""
+    from alembic import command
+
+    config = db_schema._alembic_config()
+    engine = engine_for(url)
+    try:
+        with db_schema.write_connection(engine) as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+def test_a_database_made_by_0001_upgrades_and_keeps_its_records(db_conf, db_url, tmp_path):
+    upgrade_to(db_url, "0001")
+    engine = engine_for(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO services (host, topic, worker_id, pid) VALUES ('h', 'alpha', 0, 7)"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO host_resources (host, sampled_at, cpu_count) "
+                    "VALUES ('h', '2025-01-01 12:00:00', 4)"
+                )
+            )
+    finally:
+        engine.dispose()
+    assert api.schema_version() == "0001"
+    with pytest.raises(db_schema.SchemaTooOld, match="needs 0002"):
+        api.ensure_schema()
+
+    conf = dbfixtures.write_config(tmp_path / "mgr.conf", db_url, state_path=tmp_path)
+    out = manage("--config-file", str(conf), "db", "sync", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (
+        out.stdout == "mgr-supervisor-manage: db sync: the schema was upgraded from 0001 to 0002\n"
+    )
+    assert api.schema_version() == "0002"
+    assert tables(db_url) == {"services", db.VERSION_TABLE}, "0002 drops host_resources"
+    row = api.service_get("h", "alpha", 0)
+    assert (row["manager"], row["pid"]) == ("alpha", 7), "the records are kept"
+    api.sync()  # at head: nothing to do
+    assert api.schema_version() == "0002"
+
+
 @pytest.fixture
-def migrations_with_0002(tmp_path, monkeypatch):
-    """The shipped migrations plus a 0002 that adds a column: the database at 0001 is old."""
+def migrations_with_0003(tmp_path, monkeypatch):
+    """The shipped migrations plus a 0003 that adds a column: the database at 0002 is old."""
     directory = tmp_path / "migrations"
     shutil.copytree(
         db_schema.MIGRATIONS_DIR, directory, ignore=shutil.ignore_patterns("__pycache__")
     )
-    (directory / "versions" / "0002_test.py").write_text(
+    (directory / "versions" / "0003_test.py").write_text(
         "import sqlalchemy as sa\n"
         "from alembic import op\n"
-        "revision = '0002'\n"
-        "down_revision = '0001'\n"
+        "revision = '0003'\n"
+        "down_revision = '0002'\n"
         "branch_labels = None\n"
         "depends_on = None\n"
         "def upgrade():\n"
@@ -106,19 +158,19 @@ def migrations_with_0002(tmp_path, monkeypatch):
 
 
 def test_ensure_schema_refuses_an_older_schema_and_db_sync_upgrades_it(db_conf, db_url, request):
-    api.ensure_schema()  # at 0001, the shipped head
+    api.ensure_schema()  # at 0002, the shipped head
     start_one("h", "alpha", 0, 1)
-    request.getfixturevalue("migrations_with_0002")
+    request.getfixturevalue("migrations_with_0003")
 
     with pytest.raises(db_schema.SchemaTooOld) as err:
         api.ensure_schema()
     message = str(err.value)
-    assert "revision 0001" in message and "needs 0002" in message
+    assert "revision 0002" in message and "needs 0003" in message
     assert "`mgr-supervisor-manage db sync`" in message
     assert "\n" not in message
 
     api.sync()
-    assert api.schema_version() == "0002"
+    assert api.schema_version() == "0003"
     api.ensure_schema()
     engine = engine_for(db_url)
     try:
@@ -162,8 +214,8 @@ def schema(db_conf):
     return db_conf
 
 
-def start_one(host: str, topic: str, worker_id: int, pid: int):
-    return api.services_start(host, {(topic, worker_id): pid})[(topic, worker_id)]
+def start_one(host: str, manager: str, worker_id: int, pid: int):
+    return api.services_start(host, {(manager, worker_id): pid})[(manager, worker_id)]
 
 
 def report_one(service_id: int):
@@ -191,7 +243,7 @@ def test_a_batch_starts_reports_and_stops_many_workers_at_once(schema):
 def test_services_start_keeps_one_row_per_worker(schema):
     assert api.service_get("node-1", "alpha", 0) is None
     row = start_one("node-1", "alpha", 0, 4242)
-    assert row["host"] == "node-1" and row["topic"] == "alpha" and row["worker_id"] == 0
+    assert row["host"] == "node-1" and row["manager"] == "alpha" and row["worker_id"] == 0
     assert row["binary"] == models.BINARY == "mgr-supervisor"
     assert (row["pid"], row["report_count"], row["disabled"], row["stopped"]) == (
         4242,
@@ -224,7 +276,7 @@ def test_rows_behave_like_dicts(schema):
         "id",
         "host",
         "binary",
-        "topic",
+        "manager",
         "worker_id",
         "pid",
         "report_count",
@@ -298,7 +350,7 @@ def test_services_mark_stopped(schema):
 
 
 def test_service_get_all_orders_and_filters(schema):
-    for host, topic, worker_id in [
+    for host, manager, worker_id in [
         ("node-2", "beta", 0),
         ("node-1", "beta", 1),
         ("node-1", "alpha", 1),
@@ -306,18 +358,22 @@ def test_service_get_all_orders_and_filters(schema):
         ("node-2", "alpha", 0),
         ("node-1", "alpha", 0),
     ]:
-        start_one(host, topic, worker_id, 1)
-    keys = [(r["host"], r["topic"], r["worker_id"]) for r in api.service_get_all()]
+        start_one(host, manager, worker_id, 1)
+    keys = [(r["host"], r["manager"], r["worker_id"]) for r in api.service_get_all()]
     assert keys == sorted(keys)
     assert len(keys) == 6
-    assert [(r["topic"], r["worker_id"]) for r in api.service_get_all(host="node-1")] == [
+    assert [(r["manager"], r["worker_id"]) for r in api.service_get_all(host="node-1")] == [
         ("alpha", 0),
         ("alpha", 1),
         ("beta", 0),
         ("beta", 1),
     ]
-    assert [r["host"] for r in api.service_get_all(topic="alpha")] == ["node-1", "node-1", "node-2"]
-    assert len(api.service_get_all(host="node-2", topic="beta")) == 1
+    assert [r["host"] for r in api.service_get_all(manager="alpha")] == [
+        "node-1",
+        "node-1",
+        "node-2",
+    ]
+    assert len(api.service_get_all(host="node-2", manager="beta")) == 1
     assert api.service_get_all(host="node-3") == []
 
 
@@ -326,24 +382,24 @@ def test_service_set_disabled_and_enabled(schema):
         start_one("node-1", "alpha", worker_id, 1)
     start_one("node-1", "beta", 0, 1)
     assert api.service_set_disabled("node-1", "alpha", True, "disk replacement") == 3
-    rows = api.service_get_all(topic="alpha")
+    rows = api.service_get_all(manager="alpha")
     assert all(r["disabled"] and r["disabled_reason"] == "disk replacement" for r in rows)
     assert api.service_state(rows[0], 60) == "disabled"
     assert api.service_get("node-1", "beta", 0)["disabled"] is False
     assert api.service_set_disabled("node-1", "alpha", False) == 3
-    rows = api.service_get_all(topic="alpha")
+    rows = api.service_get_all(manager="alpha")
     assert not any(r["disabled"] or r["disabled_reason"] for r in rows), "enable clears it"
     assert api.service_set_disabled("node-9", "alpha", True) == 0
 
 
 def test_service_delete(schema):
-    for host, topic in [("node-1", "alpha"), ("node-1", "beta"), ("node-2", "alpha")]:
-        start_one(host, topic, 0, 1)
-        start_one(host, topic, 1, 1)
+    for host, manager in [("node-1", "alpha"), ("node-1", "beta"), ("node-2", "alpha")]:
+        start_one(host, manager, 0, 1)
+        start_one(host, manager, 1, 1)
     assert api.service_delete("node-1", "beta") == 2
     assert api.service_delete("node-2") == 2
     assert api.service_delete("node-2") == 0
-    assert [(r["host"], r["topic"]) for r in api.service_get_all()] == [
+    assert [(r["host"], r["manager"]) for r in api.service_get_all()] == [
         ("node-1", "alpha"),
         ("node-1", "alpha"),
     ]
@@ -376,78 +432,6 @@ def test_service_state_of_a_real_row_goes_down(schema):
     assert api.service_state(row, 60) == "up"
     later = row["last_seen_up"] + datetime.timedelta(seconds=61)
     assert api.service_state(row, 60, now=later) == "down"
-
-
-# --- host resources -----------------------------------------------------------------------
-
-
-def test_host_resources_latest_sample(schema):
-    assert api.host_resources_get("node-1") is None
-    t0 = datetime.datetime(2025, 1, 1, 12, 0, 0)
-    disks = [{"mount": "/", "total": 100 * 2**30, "used": 40 * 2**30}]
-    api.host_resources_add(
-        "node-1",
-        {
-            "sampled_at": t0,
-            "driver": "psutil",
-            "cpu_count": 8,
-            "load_1": 0.5,
-            "load_5": 0.25,
-            "load_15": 0.125,
-            "memory_total": 64 * 2**30,  # > 2**31: BigInteger
-            "memory_available": 40 * 2**30,
-            "disks": disks,
-        },
-    )
-    api.host_resources_add(
-        "node-1", {"sampled_at": t0 + datetime.timedelta(seconds=60), "cpu_count": 16}
-    )
-    api.host_resources_add("node-2", {"cpu_count": 2})
-    latest = api.host_resources_get("node-1")
-    assert latest["cpu_count"] == 16 and latest["sampled_at"] == t0 + datetime.timedelta(seconds=60)
-    assert latest.disk_list() == []
-    node2 = api.host_resources_get("node-2")
-    assert close_to_now(node2["sampled_at"]), "sampled_at defaults to now"
-
-
-def test_host_resources_round_trip_and_pruning(schema, db_url):
-    t0 = datetime.datetime(2025, 1, 1, 12, 0, 0)
-    disks = [
-        {"mount": "/", "total": 2**40, "used": 2**39},
-        {"mount": "/var", "total": 1, "used": 0},
-    ]
-    for i in range(5):
-        api.host_resources_add(
-            "node-1",
-            {
-                "sampled_at": t0 + datetime.timedelta(seconds=i),
-                "memory_total": 64 * 2**30,
-                "disks": disks,
-            },
-            keep=3,
-        )
-    row = api.host_resources_get("node-1")
-    assert row["memory_total"] == 64 * 2**30
-    assert row.disk_list() == disks
-    assert dict(row.items())["host"] == "node-1"
-    engine = engine_for(db_url)
-    try:
-        with engine.connect() as conn:
-            kept = conn.execute(
-                sa.text("SELECT sampled_at FROM host_resources ORDER BY sampled_at")
-            ).scalars()
-            kept = [
-                v if isinstance(v, datetime.datetime) else datetime.datetime.fromisoformat(v)
-                for v in kept
-            ]
-    finally:
-        engine.dispose()
-    assert kept == [t0 + datetime.timedelta(seconds=i) for i in (2, 3, 4)]
-
-
-def test_host_resources_rejects_unknown_fields(schema):
-    with pytest.raises(ValueError, match="unknown host resources fields: load_60"):
-        api.host_resources_add("node-1", {"load_60": 1.0})
 
 
 # --- engines, processes, failures ---------------------------------------------------------
@@ -497,7 +481,7 @@ def test_creating_the_schema_leaves_alembic_out_of_the_process(db_url):
         [sys.executable, "-c", code, db_url], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     assert out.stdout.split() == [db_schema.head_version(), "False"], out.stderr
-    assert {"services", "host_resources", db.VERSION_TABLE} <= tables(db_url)
+    assert tables(db_url) == {"services", db.VERSION_TABLE}
 
 
 def unreachable_url(db_url: str, tmp_path: Path) -> str:
@@ -515,7 +499,6 @@ def test_an_unreachable_database_raises_dbconnectionerror_quickly(db_url, tmp_pa
             lambda: start_one("h", "t", 0, 1),
             lambda: report_one(1),
             lambda: api.services_mark_stopped({1: 1}),
-            lambda: api.host_resources_add("h", {}),
             api.schema_version,
             api.ensure_schema,
         ):
@@ -554,7 +537,7 @@ def test_the_sqlite_files_are_private(tmp_path):
     api.configure(dbfixtures.make_conf(url))
     try:
         api.ensure_schema()
-        with api._writer() as session:  # the -wal and -shm files exist while it is open
+        with api.writer() as session:  # the -wal and -shm files exist while it is open
             session.execute(sa.select(models.Service)).all()
             modes = {p.name: oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()}
     finally:
@@ -572,7 +555,7 @@ def test_a_write_transaction_holds_the_sqlite_write_lock_from_its_start(tmp_path
     api.configure(dbfixtures.make_conf(url))
     try:
         api.ensure_schema()
-        with api._writer() as session:
+        with api.writer() as session:
             session.execute(sa.select(models.Service)).all()  # a read first
             other = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None, timeout=0)
             with pytest.raises(sqlite3.OperationalError, match="locked"):
@@ -658,16 +641,16 @@ def manage(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_manage_db_version_and_sync(db_url, tmp_path):
     conf = dbfixtures.write_config(tmp_path / "mgr.conf", db_url, state_path=tmp_path)
     out = manage("--config-file", str(conf), "db", "version", cwd=tmp_path)
-    assert (out.returncode, out.stdout, out.stderr) == (0, "current: none\nhead: 0001\n", "")
+    assert (out.returncode, out.stdout, out.stderr) == (0, "current: none\nhead: 0002\n", "")
     out = manage("--config-file", str(conf), "db", "sync", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (
-        out.stdout == "mgr-supervisor-manage: db sync: the schema was upgraded from none to 0001\n"
+        out.stdout == "mgr-supervisor-manage: db sync: the schema was upgraded from none to 0002\n"
     )
     out = manage("--config-file", str(conf), "db", "sync", cwd=tmp_path)
-    assert out.stdout == "mgr-supervisor-manage: db sync: the schema is already at 0001 (head)\n"
+    assert out.stdout == "mgr-supervisor-manage: db sync: the schema is already at 0002 (head)\n"
     out = manage("--config-file", str(conf), "db", "version", cwd=tmp_path)
-    assert (out.returncode, out.stdout) == (0, "current: 0001\nhead: 0001\n")
+    assert (out.returncode, out.stdout) == (0, "current: 0002\nhead: 0002\n")
     assert "services" in tables(db_url)
 
 
@@ -716,4 +699,4 @@ def test_python_m_supervisor_manage(tmp_path):
         cwd=ROOT,
         timeout=60,
     )
-    assert (out.returncode, out.stdout) == (0, "current: none\nhead: 0001\n"), out.stderr
+    assert (out.returncode, out.stdout) == (0, "current: none\nhead: 0002\n"), out.stderr

@@ -73,7 +73,7 @@ def test_a_stop_sent_just_before_the_worker_went_is_written(listener, beacon) ->
     worker.connect(listener.getsockname())
     rec._accept()
     (handle,) = rec._workers
-    _send(worker, {"op": "start", "topic": "alpha", "worker_id": 0, "pid": 4242})
+    _send(worker, {"op": "start", "manager": "alpha", "worker_id": 0, "pid": 4242})
     rec._read(handle)
     rec._flush()
     assert handle.row_id == 1

@@ -1,7 +1,8 @@
 """The resources manager's own logic: driver by option, failures, what it answers.
 
-`FakeResourcesDb` below is a STAND-IN for the db API module (`supervisor.db.api`): only the two
-calls this manager makes, kept in memory. The real database path is a functional test.
+`FakeResourcesDb` below is a STAND-IN for the manager's db driver (`workers.resources_db`, its
+own tests in test_resources_db.py): only the two calls this manager makes, kept in memory. The
+real database path is a functional test.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import pytest
 from oslo_config import cfg
 
 from supervisor.config import register_static_opts
+from supervisor.manager import DEFAULT_DB_DRIVER
+from workers import resources
 from workers.drivers.base import ResourcesDriver
 from workers.resources import ResourcesManager
 
@@ -127,6 +130,16 @@ def test_a_driver_that_is_no_resources_driver_is_refused(make_manager):
     manager = make_manager(driver="json.JSONDecoder")
     with pytest.raises(TypeError, match="not a ResourcesDriver"):
         manager.init_host()
+
+
+@pytest.mark.parametrize("db_driver", [None, "", DEFAULT_DB_DRIVER])
+def test_its_db_is_its_own_driver_unless_the_section_names_another(make_manager, db_driver):
+    make_manager()  # registers the section's options
+    manager = ResourcesManager(host="node-1", db_driver=db_driver, service_name="resources-test")
+    assert repr(manager.db) == f"<lazy module {resources.DB_DRIVER!r}>"
+    assert resources.DB_DRIVER == "workers.resources_db"
+    other = ResourcesManager(host="node-1", db_driver=__name__, service_name="resources-test")
+    assert repr(other.db) == f"<lazy module {__name__!r}>"
 
 
 def test_init_host_needs_a_db(make_manager):

@@ -6,10 +6,11 @@ from its main thread every `report_interval` while it is ready and not hung, and
 "stopped" when the supervisor stops it. No SQLAlchemy runs in a worker for its record: none
 of the parent's pages are copied for it, and the database sees one connection per host.
 
-Messages are JSON lines. Worker to recorder: `{"op": "existing" | "start", "topic",
+Messages are JSON lines. Worker to recorder: `{"op": "existing" | "start", "manager",
 "worker_id", "pid"}`, then `{"op": "report"}` and `{"op": "stopped"}`. Recorder to worker:
 `{"op": "existing" | "start" | "report", "row": {...} | null}`. A start the database cannot
 take now is answered with a null row at once, and again with the row once it is written.
+`manager` is the manager's NAME (its `[manager:NAME]` section), never its RPC topic.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class ServiceRef:
     def __repr__(self) -> str:
         fields = self._fields
         return (
-            f"<ServiceRef {fields.get('id')} {fields.get('host')}/{fields.get('topic')}"
+            f"<ServiceRef {fields.get('id')} {fields.get('host')}/{fields.get('manager')}"
             f"({fields.get('worker_id')}) pid {fields.get('pid')}>"
         )
 
@@ -115,16 +116,16 @@ class ServiceRecord:
     def __init__(
         self,
         socket_path: str,
-        topic: str,
+        manager: str,
         worker_id: int,
         pid: int,
         beacon: health.Beacon,
         limits: Callable[[], health.HealthLimits],
     ) -> None:
-        self.label = f"{topic} worker({worker_id})"
+        self.label = f"{manager} worker({worker_id})"
         self.ref: ServiceRef | None = None
         self._path = socket_path
-        self._identity = {"topic": topic, "worker_id": worker_id, "pid": pid}
+        self._identity = {"manager": manager, "worker_id": worker_id, "pid": pid}
         self._beacon = beacon
         self._limits = limits  # the limits in force: a reload may change them
         self._forked_at = time.monotonic()
