@@ -25,7 +25,6 @@ from typing import Any
 from oslo_config import cfg
 
 from supervisor import config, control, views
-from supervisor.db import api as db_api
 from supervisor.exits import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, config_error
 
 CTL = "mgr-supervisorctl"
@@ -162,6 +161,10 @@ def _services(conf: cfg.ConfigOpts, action: Any) -> int:
     if verb in ("disable", "enable") and not action.target_manager:
         print(f"{CTL}: services {verb}: MANAGER is required", file=sys.stderr)
         return EXIT_FAILURE
+    # Here only: SQLAlchemy and oslo.db are a quarter of a second that `status` and the
+    # other control commands never pay.
+    from supervisor.db import api as db_api
+
     db_api.configure(conf)
     try:
         if db_api.schema_version() is None:
@@ -173,7 +176,8 @@ def _services(conf: cfg.ConfigOpts, action: Any) -> int:
             return EXIT_FAILURE
         if verb == "list":
             rows = db_api.service_get_all(host=action.filter_host, manager=action.filter_manager)
-            records = [_record(row, conf.service_down_time) for row in rows]
+            down_time = conf.service_down_time
+            records = [_record(row, db_api.service_state(row, down_time)) for row in rows]
             print(json.dumps(records, indent=2) if action.json else views.format_services(records))
             return EXIT_OK
         if verb == "delete":
@@ -254,14 +258,14 @@ def _target_version(path: str | None, namespace: str | None) -> str | None:
     return getattr(target, "version", None)
 
 
-def _record(row: Any, service_down_time: float) -> dict[str, Any]:
+def _record(row: Any, state: str) -> dict[str, Any]:
     last_seen = row["last_seen_up"]
     return {
         "host": row["host"],
         "manager": row["manager"],
         "worker_id": row["worker_id"],
         "pid": row["pid"],
-        "state": db_api.service_state(row, service_down_time),
+        "state": state,
         "report_count": row["report_count"],
         "last_seen": None if last_seen is None else last_seen.isoformat() + "Z",
         "disabled": bool(row["disabled"]),
