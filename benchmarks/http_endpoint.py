@@ -9,8 +9,8 @@ on, waits until every worker reported `ready`, then measures, on the parent only
 every nanosecond it ran, not psutil's 10 ms ticks):
 
 1. the first `/metrics` (it imports prometheus_client): the parent's CPU and the wall time;
-2. --renders `/metrics` more than `http.MAX_REUSE` apart, so that each one is rendered
-   afresh, by a child of the parent (`http.MetricsRenderer`): the parent's CPU per scrape
+2. --renders `/metrics` more than `metrics.MAX_REUSE` apart, so that each one is rendered
+   afresh, by a child of the parent (`metrics.MetricsRenderer`): the parent's CPU per scrape
    (the fork, the pipe, the reaping) and the renderer's (the children's CPU the parent
    reaped); then --scrapes `/metrics` one after another (most of them get the last render
    again), then as many `/healthz`: the parent's CPU per request, the wall time (p50) and
@@ -56,7 +56,7 @@ from benchmarks import procs, scenarios, targets
 from benchmarks.probe import Probe, first_by_pid, nth
 from benchmarks.run import describe_machine
 from benchmarks.targets import MgrSupervisor
-from supervisor.http import MAX_REUSE
+from supervisor.metrics import MAX_REUSE
 
 READY_TIMEOUT = 180.0
 OPERATION_TIMEOUT = 30.0

@@ -1,5 +1,5 @@
-"""What a person reads of the supervisor: the status and services tables, and the verdict
-`mgr-supervisorctl status` exits with.
+"""What a person (or a probe) reads of the supervisor: the status and services tables, the
+states `mgr-supervisorctl status` exits 0 on, and the `/healthz` verdict.
 
 Its own module so that the parent prints its table (in a Guru Meditation Report) without
 importing `ctl`, which imports the database code the parent never holds.
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from supervisor import health
+from supervisor.policy import State
 
 # `status` exits 0 when every manager shown is in one of these: running, or stopped on request.
 FINE_STATES = frozenset({"RUNNING", "STOPPED"})
@@ -91,3 +94,64 @@ def _duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def health_verdict(status: dict[str, Any], name: str | None = None) -> tuple[int, dict[str, Any]]:
+    """(200 or 503, the JSON body) for every manager, or (404, ...) for an unknown NAME.
+
+    Every manager must be RUNNING with all its wanted workers ready, none hung, none waiting
+    for the broker, and the database reachable. A STOPPED manager (stopped on request) does
+    not fail `/healthz`, as it does not fail `mgr-supervisorctl status`; its own
+    `/healthz/NAME` is 503: it serves nothing.
+    """
+    database = status.get("database", "unknown")
+    verdicts = [manager_verdict(m, database) for m in status["managers"]]
+    if name is not None:
+        verdicts = [v for v in verdicts if v["name"] == name]
+        if not verdicts:
+            return 404, {"status": "unknown", "error": f"no manager named {name!r}"}
+        healthy = verdicts[0]["healthy"]
+    else:
+        counted = [v for v in verdicts if v["state"] != State.STOPPED.value]
+        healthy = all(v["healthy"] for v in counted) and database != "unreachable"
+    body = {"status": "ok" if healthy else "unhealthy", "database": database, "managers": verdicts}
+    return (200 if healthy else 503), body
+
+
+def manager_verdict(manager: dict[str, Any], database: str) -> dict[str, Any]:
+    """One manager's state and the reasons it is not healthy (none when it is)."""
+    state, ready, wanted = manager["state"], manager["ready"], manager["wanted"]
+    reasons = []
+    if state == State.FATAL.value:
+        reasons.append(
+            f"FATAL: gave up after failed starts (last: {manager['last_exit']}); "
+            "mgr-supervisorctl start or restart, or a reload, starts it again"
+        )
+    elif state == State.BACKOFF.value:
+        reasons.append(f"BACKOFF: waiting to start again (last: {manager['last_exit']})")
+    elif state == State.STOPPED.value:
+        reasons.append("STOPPED: stopped on request (mgr-supervisorctl stop)")
+    elif state != State.RUNNING.value:
+        reasons.append(f"{state}: {ready}/{wanted} workers ready")
+    elif ready < wanted:
+        reasons.append(f"{ready}/{wanted} workers ready")
+    for worker in manager["workers"]:
+        label = f"worker {worker['worker_id']} (pid {worker['pid']})"
+        if worker.get("problem"):
+            reasons.append(f"{label} hung: {worker['problem']}")
+        if worker.get("process_state") == "stopped":
+            reasons.append(f"{label}: process stopped (SIGSTOP)")
+        if worker.get("phase") == health.WAITING_FOR_BROKER:
+            reasons.append(f"{label}: broker down: waiting for the message broker")
+        elif worker.get("rpc") == "reconnecting":
+            reasons.append(f"{label}: broker down: RPC consumers reconnecting")
+    if database == "unreachable":
+        reasons.append("database down: service records wait for it")
+    return {
+        "name": manager["name"],
+        "state": state,
+        "healthy": not reasons,
+        "ready": ready,
+        "wanted": wanted,
+        "reasons": reasons,
+    }

@@ -16,7 +16,8 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisor import http as endpoint
+from supervisor import http as http_server
+from supervisor import metrics
 from tests.functional.conftest import CTL, SCRIPT, TESTS_DIR, render_config
 from tests.ports import free_port
 
@@ -125,7 +126,7 @@ def test_metrics_are_rendered_by_children_the_parent_reaps(supervisor):
         parent.memory_info().rss, rel=0.5
     )
     for _ in range(3):  # more than MAX_REUSE apart: a renderer each time
-        time.sleep(endpoint.MAX_REUSE + 0.1)
+        time.sleep(metrics.MAX_REUSE + 0.1)
         assert get(port, "/metrics", method="HEAD")[0] == 200
 
     def only_the_worker_and_the_recorder() -> bool:
@@ -287,7 +288,7 @@ def test_slow_clients_delay_no_reload_no_restart_and_no_answer(supervisor):
         supervisor.wait_for(lambda: healthz(port)[0] == 200, timeout=10, what="healthy again")
 
         for client in clients:  # each closed by the supervisor, at the latest at its deadline
-            remaining = opened + endpoint.REQUEST_TIMEOUT + 10 - time.monotonic()
+            remaining = opened + http_server.REQUEST_TIMEOUT + 10 - time.monotonic()
             client.settimeout(max(0.1, remaining))
             try:
                 assert client.recv(1024) == b"", "an idle client got an answer"

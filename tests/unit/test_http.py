@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisor import config, health, http
+from supervisor import config, health, http, metrics, views
 from supervisor.policy import RestartPolicy, RestartTracker, State
 from supervisor.table import ManagerRecord, Reloads, proc_stat
 from tests.ports import free_port
@@ -170,7 +170,7 @@ class Scraper:
             self.now += self.cost  # what the render costs
             return status(manager("alpha"), uptime=self.now)
 
-        self.renderer = http.MetricsRenderer(source, self.selector, list, clock=lambda: self.now)
+        self.renderer = metrics.MetricsRenderer(source, self.selector, list, clock=lambda: self.now)
 
     def at(self, moment: float) -> bytes | None:
         self.now = moment
@@ -215,7 +215,7 @@ def test_when_fork_fails_the_loop_renders_itself(tmp_path, monkeypatch, caplog):
     def no_fork() -> int:
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(http.os, "fork", no_fork)
+    monkeypatch.setattr(os, "fork", no_fork)
     scraper = Scraper(tmp_path)
     body = scraper.at(100.0)
     assert body is not None and b"mgr_supervisor_worker_phase{" in body
@@ -236,7 +236,7 @@ def test_a_render_that_fails_answers_none_and_the_next_scrape_tries_again(tmp_pa
 
 
 def test_every_manager_running_and_ready_is_healthy():
-    code, body = http.health_verdict(status(manager("alpha"), manager("beta", count=1)))
+    code, body = views.health_verdict(status(manager("alpha"), manager("beta", count=1)))
     assert code == 200 and body["status"] == "ok"
     assert [(m["name"], m["healthy"], m["reasons"]) for m in body["managers"]] == [
         ("alpha", True, []),
@@ -271,28 +271,28 @@ def test_every_manager_running_and_ready_is_healthy():
     ],
 )
 def test_an_unhealthy_manager_says_why(overrides, reason):
-    code, body = http.health_verdict(status(manager("alpha", **overrides), manager("beta")))
+    code, body = views.health_verdict(status(manager("alpha", **overrides), manager("beta")))
     assert code == 503 and body["status"] == "unhealthy"
     alpha, beta = body["managers"]
     assert not alpha["healthy"] and any(r.startswith(reason) for r in alpha["reasons"])
     assert beta["healthy"]
-    assert http.health_verdict(status(manager("alpha", **overrides)), "beta")[0] == 404
-    assert http.health_verdict(status(manager("alpha", **overrides), manager("beta")), "beta") == (
+    assert views.health_verdict(status(manager("alpha", **overrides)), "beta")[0] == 404
+    assert views.health_verdict(status(manager("alpha", **overrides), manager("beta")), "beta") == (
         200,
         {"status": "ok", "database": "ok", "managers": [beta]},
     )
 
 
 def test_a_database_down_fails_every_manager():
-    code, body = http.health_verdict(status(database="unreachable"))
+    code, body = views.health_verdict(status(database="unreachable"))
     assert code == 503
     assert "database down: service records wait for it" in body["managers"][0]["reasons"]
 
 
 def test_a_stopped_manager_fails_only_its_own_probe():
     stopped = manager("beta", state="STOPPED", running=0, wanted=0, ready=0, workers=[])
-    assert http.health_verdict(status(manager("alpha"), stopped))[0] == 200
-    code, body = http.health_verdict(status(manager("alpha"), stopped), "beta")
+    assert views.health_verdict(status(manager("alpha"), stopped))[0] == 200
+    code, body = views.health_verdict(status(manager("alpha"), stopped), "beta")
     assert code == 503 and body["managers"][0]["reasons"][0].startswith("STOPPED")
 
 
@@ -310,8 +310,8 @@ def samples(family: Any) -> dict[tuple[tuple[str, str], ...], float]:
 def test_metrics_per_manager_and_worker():
     fatal = manager("beta", count=0, state="FATAL", ready=0, running=0, wanted=1)
     fatal.update(restarts=5, failed_starts=6, not_ready_for=42.0)
-    found = families(http.metrics_text(status(manager("alpha"), fatal)))
-    assert http.metrics_content_type().startswith("text/plain")
+    found = families(metrics.metrics_text(status(manager("alpha"), fatal)))
+    assert metrics.metrics_content_type().startswith("text/plain")
     states = samples(found["mgr_supervisor_manager_state"])
     assert states[(("manager", "alpha"), ("state", "RUNNING"))] == 1
     assert states[(("manager", "beta"), ("state", "FATAL"))] == 1
@@ -343,7 +343,7 @@ def test_metrics_per_manager_and_worker():
 def test_metrics_of_reloads_and_rpc():
     reloads = {"applied": 3, "rejected": 1, "last_at": 1_700_000_000.0, "last_ok": False}
     served = manager("alpha", rpc_served=10, rpc_failed=2, rpc_rejected=5)
-    found = families(http.metrics_text(status(served, rpc=True, reloads=reloads)))
+    found = families(metrics.metrics_text(status(served, rpc=True, reloads=reloads)))
     assert samples(found["mgr_supervisor_reloads"]) == {(): 3}
     assert samples(found["mgr_supervisor_reloads_rejected"]) == {(): 1}
     assert samples(found["mgr_supervisor_last_reload_timestamp_seconds"]) == {(): 1.7e9}
@@ -354,11 +354,11 @@ def test_metrics_of_reloads_and_rpc():
 
 
 def test_every_metric_is_in_the_namespace_with_a_unit_where_it_has_one():
-    found = families(http.metrics_text(status(rpc=True)))
+    found = families(metrics.metrics_text(status(rpc=True)))
     assert all(name.startswith("mgr_supervisor_") for name in found)
     counters = {name for name, f in found.items() if f.type == "counter"}
     assert "mgr_supervisor_manager_restarts" in counters  # exposed as ..._total
-    assert b"mgr_supervisor_manager_restarts_total{" in http.metrics_text(status())
+    assert b"mgr_supervisor_manager_restarts_total{" in metrics.metrics_text(status())
 
 
 # -- the table's counters
