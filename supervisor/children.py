@@ -92,7 +92,7 @@ def _prepare_fork() -> None:
     with one argument. Unless the answer for that argument's type is cached (never asked in
     this process, or any ABC registered since, which voids every cached "no"), the check walks
     every Mapping subclass loaded and writes into each one's cache: a worker's first such line
-    copied ~190 KiB of the parent's pages. A cached answer costs the parent well under a
+    would copy ~190 KiB of the parent's pages. A cached answer costs the parent well under a
     microsecond.
     """
     for value in ("", 0):
@@ -105,9 +105,9 @@ def freeze_inherited_heap() -> None:
 
     Without it each full collection in a worker copies the parent's whole heap page by page
     (its USS about doubles). Done in the child, not around the fork in the parent: a parent
-    that froze and unfroze around every fork put its young garbage in the oldest generation,
-    which full collections then seldom reached. Freezing splices the generation lists: it
-    writes to no object but their heads.
+    that froze and unfroze around every fork would put its young garbage in the oldest
+    generation, which full collections seldom reach. Freezing splices the generation lists:
+    it writes to no object but their heads.
     """
     gc.freeze()
 

@@ -30,8 +30,8 @@ DESCENDANT_GRACE_SECONDS = 1.0
 @functools.cache
 def _libc_prctl() -> Callable[..., int] | None:
     """libc's prctl(2), looked up once: by the parent (`become_subreaper`) before its first
-    fork, so a child's PR_SET_PDEATHSIG only calls it. Building it in every worker ran
-    ctypes' Python code there and copied ~75 KiB of the parent's pages per worker."""
+    fork, so a child's PR_SET_PDEATHSIG only calls it. Built in every worker, it would run
+    ctypes' Python code there and copy ~75 KiB of the parent's pages per worker."""
     try:
         return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):

@@ -1,9 +1,9 @@
 """The host's recorder: one child of the supervisor that writes every worker's service record.
 
 Why a process of its own (docs/architecture.md, "Service records"): the parent's loop must
-never wait on a database, and a worker that ran SQLAlchemy for its own record copied ~10 MiB
-of the parent's pages and held a database connection of its own. The recorder batches what
-the workers ask for (`supervisor/record_client.py` is their side) into one transaction per
+never wait on a database, and a worker running SQLAlchemy for its own record would copy
+~10 MiB of the parent's pages and hold a database connection of its own. The recorder batches
+what the workers ask for (`supervisor/record_client.py` is their side) into one transaction per
 kind and pass: N starts, N reports, N stops each cost one commit, on one connection per host.
 
 It listens on a Unix socket in `state_path` that the parent binds and keeps, so workers can
@@ -332,8 +332,8 @@ def _import_db_api(conf: cfg.ConfigOpts) -> Any:
 
     That import is on every worker's path to ready (each waits for its record), so the
     collector stays off while it runs and its modules join the permanent generation:
-    collections during it walked every new object again and cost the start ~50 ms (median
-    of 12 launches at N = 32 on PostgreSQL, docs/benchmarks.md).
+    collections during it would walk every new object again, and every worker's start
+    would wait for them.
     """
     gc.disable()
     try:

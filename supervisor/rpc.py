@@ -87,10 +87,9 @@ def load_plugins(conf: cfg.ConfigOpts) -> None:
     through stevedore: the transport's driver and the threading executor (futurist, and the
     eventlet and multiprocessing modules it imports), with stevedore's entry-point cache.
 
-    Looked up after each worker's fork, they were built in every worker's private memory:
-    building a worker's transport and server took 5.9 MiB of USS, 1.3 MiB now, and 32
-    workers imported them 32 times at a start (docs/benchmarks.md, "RPC"). Loading creates
-    nothing that must not cross a fork: no connection, no thread.
+    Looked up after each worker's fork, they would be built in every worker's private
+    memory (a few MiB of USS each), and N workers would import them N times at a start.
+    Loading creates nothing that must not cross a fork: no connection, no thread.
     """
     stevedore_driver.DriverManager(_DRIVERS, messaging.TransportURL.parse(conf).transport)
     stevedore_driver.DriverManager(_EXECUTORS, "threading")

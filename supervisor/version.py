@@ -2,8 +2,8 @@
 
 The version is the one setuptools-scm wrote into the package metadata from the git tag.
 Reading it scans `sys.path` for the distribution (milliseconds), so a command line that
-asks neither for `--version` nor for `--help` (which lists `--version`) never pays for it:
-the supervisor's start path stays as it was.
+asks neither for `--version` nor for `--help` (which lists `--version`) never pays for it,
+the supervisor's start path included.
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ def test_the_socket_is_0600_and_other_users_are_refused(supervisor):
             os.write(write_fd, client.recv(4096))
         finally:
             # Not os._exit: under `tox -e cover` coverage wraps it to save its data, which
-            # uid 65534 cannot; the wrapper raised, and the child ran the rest of the suite.
+            # uid 65534 cannot; the wrapper would raise, and the child run the rest of the suite.
             posix._exit(0)
     os.close(write_fd)
     os.waitpid(pid, 0)

@@ -367,9 +367,9 @@ def test_a_killed_recorder_is_restarted_and_reports_resume(supervisor, db_url):
 
 
 def test_a_recorder_signalled_while_it_imports_the_db_code_stops(supervisor):
-    """SIGTERM in the recorder's first ~0.2 s, while it imports SQLAlchemy, used to run the
-    parent's handler, whose wake-up fd the recorder had closed: the signal was lost, and a
-    stop then waited 5 s for the recorder before killing it."""
+    """SIGTERM in the recorder's first ~0.2 s, while it imports SQLAlchemy, stops it: run by
+    the parent's handler, whose wake-up fd the recorder closed, the signal would be lost, and
+    a stop would wait 5 s for the recorder before killing it."""
     supervisor.configure({"alpha": {}})
     supervisor.start()
     found: list[psutil.Process] = []

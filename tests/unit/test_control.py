@@ -27,7 +27,7 @@ def test_an_accept_that_fails_pauses_the_control_socket_instead_of_failing(tmp_p
         with monkeypatch.context() as patch:
             patch.setattr(socket.socket, "accept", out_of_descriptors)
             client.connect(path)
-            pump(selector)  # raised out of the loop's pass before
+            pump(selector)  # the failed accept must not raise out of the loop's pass
         paused_until = server.next_deadline()
         assert paused_until is not None  # the loop wakes up to accept again, without a client
         assert selector.select(0.05) == []  # the listener is not watched: no spinning

@@ -65,7 +65,7 @@ def _send(sock: socket.socket, message: dict[str, Any]) -> None:
 
 def test_a_stop_sent_just_before_the_worker_went_is_written(listener, beacon) -> None:
     """The report's answer finds the worker gone: its stop, sent before it closed, is
-    still read and written (it was closed unread, and the row stayed up)."""
+    still read and written (closed unread, the row would stay up)."""
     db = FakeDb()
     rec = recorder.Recorder(listener, "node-a", 1.0, beacon, db)
     listener.setblocking(False)
