@@ -33,6 +33,7 @@ from supervisor import (
     decisions,
     health,
     mutation,
+    opts,
     process,
     recorder,
     reports,
@@ -167,7 +168,7 @@ class Arbiter:
             self._lock_fd = state.acquire_lock(state_path)
         except state.StateError as exc:
             raise config.ConfigError(f"[DEFAULT] state_path: {exc}") from None
-        setproctitle.setproctitle(f"{config.PROJECT}: master")
+        setproctitle.setproctitle(f"{opts.PROJECT}: master")
         if not process.become_subreaper():
             LOG.warning("could not become child subreaper; orphans go to init")
         if self._conf.supervisor.http_listen:
@@ -285,7 +286,7 @@ class Arbiter:
 
     def handle_usr2(self) -> None:
         """oslo.reports' Guru Meditation Report, with the supervisor's table in it."""
-        reports.write_report(self._conf, config.PROJECT)
+        reports.write_report(self._conf, opts.PROJECT)
 
     def _report_section(self) -> str:
         return views.format_status(self.status())

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
-from supervisor import config, control, logs, reports
+from supervisor import config, control, logs, opts, reports
 from supervisor.arbiter import Arbiter
 from supervisor.exits import EXIT_FAILURE, EXIT_OK, config_error
 
@@ -32,9 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return config_error(str(exc))
     if conf.check_config:
         summary = ", ".join(f"{spec.name} ({spec.workers})" for spec in specs)
-        print(f"{config.PROJECT}: config OK: {len(specs)} manager(s): {summary}")
+        print(f"{opts.PROJECT}: config OK: {len(specs)} manager(s): {summary}")
         return EXIT_OK
-    logs.setup(conf, config.PROJECT)
+    logs.setup(conf, opts.PROJECT)
     reports.warn_unsupported(conf)
 
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from supervisor.config import PROJECT
+from supervisor.opts import PROJECT
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

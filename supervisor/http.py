@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import unquote
 
-from supervisor import config, metrics, serving, views
+from supervisor import config, metrics, opts, serving, views
 
 LOG = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ class HttpServer(serving.OneShotServer):
 def _bind(listen: str) -> socket.socket:
     """A non-blocking listener on `listen`; ConfigError (exit 78) if it cannot be had."""
     try:
-        family, address = config.http_address(listen)
+        family, address = opts.http_address(listen)
     except ValueError as exc:  # validated already; the name may resolve differently now
         raise config.ConfigError(f"[supervisor] http_listen: {listen!r}: {exc}") from None
     sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)

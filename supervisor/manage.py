@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from oslo_config import cfg
 from oslo_db import exception as db_exc
 
-from supervisor import config
+from supervisor import config, opts
 from supervisor.db import api as db_api
 from supervisor.db import schema
 from supervisor.exits import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
@@ -39,7 +39,7 @@ def _add_commands(subparsers: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     conf = cfg.ConfigOpts()
-    conf.register_opts(config.default_opts)  # state_path, for the default connection
+    conf.register_opts(opts.default_opts)  # state_path, for the default connection
     db_api.register_opts(conf)
     conf.register_cli_opt(cfg.SubCommandOpt("category", title="commands", handler=_add_commands))
     try:
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (conf.config_file or conf.config_dir):
             raise config.ConfigError(
                 "no config file found: pass --config-file FILE (or --config-dir DIR); "
-                f"searched oslo.config's default paths for {config.PROJECT}.conf"
+                f"searched oslo.config's default paths for {opts.PROJECT}.conf"
             )
         config.validate_database(conf)
         db_api.configure(conf)

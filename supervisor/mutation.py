@@ -21,7 +21,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from supervisor import config, stamp
+from supervisor import config, opts, stamp
 
 LOG = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class Follower:
                 break
             before = after
             time.sleep(MUTATE_RETRY_SECONDS)
-        if config.SUPERVISOR_GROUP in {group for group, _ in changed}:
+        if opts.SUPERVISOR_GROUP in {group for group, _ in changed}:
             config.refresh_manager_defaults(self._conf, [self.spec])
         self.spec = config.manager_spec(self._conf, self.spec.name, self.spec.manager_class)
         return changed, immutable, after

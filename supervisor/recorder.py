@@ -33,8 +33,8 @@ import setproctitle
 from oslo_config import cfg
 
 from supervisor import children, control, health, logs, wakeup
-from supervisor.config import PROJECT
 from supervisor.db import UnusableDatabase
+from supervisor.opts import PROJECT
 from supervisor.record_client import decode_lines, encode
 
 LOG = logging.getLogger(__name__)

@@ -35,9 +35,10 @@ from oslo_config import cfg
 
 from supervisor import config, logs, mutation, reports, stamp, wakeup
 from supervisor.children import exit_now
-from supervisor.config import PROJECT, ManagerSpec
+from supervisor.config import ManagerSpec
 from supervisor.health import WAITING_FOR_BROKER, Beacon
 from supervisor.manager import Manager, building
+from supervisor.opts import PROJECT
 from supervisor.process import terminate_descendants
 from supervisor.record_client import CREATE_WAIT_SECONDS, ServiceRecord
 

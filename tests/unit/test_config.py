@@ -7,7 +7,7 @@ import logging
 import pytest
 from oslo_config import cfg
 
-from supervisor import config
+from supervisor import config, opts
 from workers.demo import DemoManager
 
 
@@ -91,7 +91,7 @@ def test_unknown_keys_are_warned_about(tmp_path, caplog):
 
 
 def test_list_opts_covers_every_section():
-    groups = {str(getattr(group, "name", group)): opts for group, opts in config.list_opts()}
+    groups = {str(getattr(group, "name", group)): opts for group, opts in opts.list_opts()}
     assert set(groups) == {"DEFAULT", "supervisor", "manager:demo", "database"}
     assert "graceful_shutdown_timeout" in {opt.dest for opt in groups["DEFAULT"]}
     assert {"manager", "workers"} <= {opt.dest for opt in groups["manager:demo"]}
@@ -143,9 +143,7 @@ def test_the_database_connection_is_secret():
     conf = cfg.ConfigOpts()
     config.register_static_opts(conf)
     assert conf._groups["database"]._opts["connection"]["opt"].secret
-    assert all(
-        opt.secret for opt in dict(config.list_opts())["database"] if opt.dest == "connection"
-    )
+    assert all(opt.secret for opt in dict(opts.list_opts())["database"] if opt.dest == "connection")
 
 
 def test_start_retries_minus_one_is_forever_and_below_is_refused(tmp_path):

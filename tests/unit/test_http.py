@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisor import config, health, http, metrics, views
+from supervisor import health, http, metrics, opts, views
 from supervisor.policy import RestartPolicy, RestartTracker, State
 from supervisor.table import ManagerRecord, Reloads, proc_stat
 from tests.ports import free_port
@@ -84,7 +84,7 @@ def status(*managers: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     ],
 )
 def test_listen_addresses(value, family, address):
-    assert config.http_address(value) == (family, address)
+    assert opts.http_address(value) == (family, address)
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_listen_addresses(value, family, address):
 )
 def test_bad_listen_addresses_say_why(value, reason):
     with pytest.raises(ValueError, match=reason):
-        config.http_address(value)
+        opts.http_address(value)
 
 
 # -- requests
