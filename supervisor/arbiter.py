@@ -44,7 +44,7 @@ from supervisor import (
     wakeup,
     worker,
 )
-from supervisor.policy import RestartTracker, State
+from supervisor.policy import RestartTracker
 from supervisor.table import ManagerRecord, StopReason, Table, WorkerRecord, describe_exit
 
 if TYPE_CHECKING:
@@ -615,30 +615,7 @@ class Arbiter:
             self._next_watchdog = now + self._notifier.watchdog_interval
         if not self._notifier.enabled:
             return
-        ready_total = wanted_total = 0
-        all_ready = True
-        parts = []
-        fatal = []
-        for name, tracked in self._table.managers.items():
-            if tracked.removing:
-                continue
-            if tracked.stopped:  # as asked: no failure, no worker counted
-                parts.append(f"{name} {tracked.state.value}")
-                continue
-            if tracked.tracker.fatal:
-                fatal.append(f"{name} ({tracked.tracker.in_a_row} failed starts)")
-            wanted = tracked.spec.workers
-            ready = self._table.ready_count(tracked)
-            all_ready = all_ready and (tracked.tracker.fatal or ready == wanted)
-            ready_total += ready
-            wanted_total += wanted
-            shown = tracked.state not in (State.RUNNING, State.STARTING)
-            parts.append(f"{name} {ready}/{wanted}" + (f" {tracked.state.value}" if shown else ""))
-        status = f"{ready_total}/{wanted_total} workers ready: {', '.join(parts)}"
-        if fatal:  # first: `systemctl status` may cut a long line
-            status = f"FATAL: {', '.join(fatal)}; {status}"
-        if waiting := self._table.waiting_for_broker():
-            status += f"; {waiting} waiting for the message broker"
+        status, all_ready = views.systemd_status(self._table)
         if all_ready and not self._announced_ready:
             self._announced_ready = True
             self._notifier.ready(status)

@@ -1,5 +1,6 @@
-"""What a person (or a probe) reads of the supervisor: the status and services tables, the
-states `mgr-supervisorctl status` exits 0 on, and the `/healthz` verdict.
+"""What a person (or a probe) reads of the supervisor: the status and services tables, and
+the three verdicts: the states `mgr-supervisorctl status` exits 0 on, the `/healthz`
+verdict, and systemd's STATUS line with whether READY=1 is due.
 
 Its own module so that the parent prints its table (in a Guru Meditation Report) without
 importing `ctl`, which imports the database code the parent never holds.
@@ -12,6 +13,7 @@ from typing import Any
 
 from supervisor import health
 from supervisor.policy import State
+from supervisor.table import Table
 
 # `status` exits 0 when every manager shown is in one of these: running, or stopped on request.
 FINE_STATES = frozenset({"RUNNING", "STOPPED"})
@@ -155,3 +157,33 @@ def manager_verdict(manager: dict[str, Any], database: str) -> dict[str, Any]:
         "wanted": wanted,
         "reasons": reasons,
     }
+
+
+def systemd_status(table: Table) -> tuple[str, bool]:
+    """systemd's STATUS= line (`systemctl status`), and whether every worker of every
+    manager that is not FATAL or stopped on request is ready (READY=1 is due)."""
+    ready_total = wanted_total = 0
+    all_ready = True
+    parts = []
+    fatal = []
+    for name, tracked in table.managers.items():
+        if tracked.removing:
+            continue
+        if tracked.stopped:  # as asked: no failure, no worker counted
+            parts.append(f"{name} {tracked.state.value}")
+            continue
+        if tracked.tracker.fatal:
+            fatal.append(f"{name} ({tracked.tracker.in_a_row} failed starts)")
+        wanted = tracked.spec.workers
+        ready = table.ready_count(tracked)
+        all_ready = all_ready and (tracked.tracker.fatal or ready == wanted)
+        ready_total += ready
+        wanted_total += wanted
+        shown = tracked.state not in (State.RUNNING, State.STARTING)
+        parts.append(f"{name} {ready}/{wanted}" + (f" {tracked.state.value}" if shown else ""))
+    status = f"{ready_total}/{wanted_total} workers ready: {', '.join(parts)}"
+    if fatal:  # first: `systemctl status` may cut a long line
+        status = f"FATAL: {', '.join(fatal)}; {status}"
+    if waiting := table.waiting_for_broker():
+        status += f"; {waiting} waiting for the message broker"
+    return status, all_ready
