@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.worker import _takes
+from supervisor.manager_service import _takes
 
 
 def _decorated(function: Any) -> Any:
