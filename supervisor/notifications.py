@@ -36,14 +36,15 @@ def get_notifier(service_name: str, host: str, conf: cfg.ConfigOpts | None = Non
     conf = conf or cfg.CONF
     if GROUP not in conf.list_all_sections():  # then no driver is set: import nothing
         return NoopNotifier()
-    from supervisor import rpc  # oslo.messaging, which a worker with RPC on has already
+    # oslo.messaging, which a worker with RPC on has already.
+    from supervisor.context import RequestContextSerializer, messaging, messaging_opts
 
-    options = dict(rpc.messaging_opts.list_opts())[GROUP]
+    options = dict(messaging_opts.list_opts())[GROUP]
     conf.register_opts(options, group=GROUP)
     if not conf[GROUP].driver:
         return NoopNotifier()
-    return rpc.messaging.Notifier(
-        rpc.messaging.get_notification_transport(conf),
+    return messaging.Notifier(
+        messaging.get_notification_transport(conf),
         publisher_id=f"{service_name}.{host}",
-        serializer=rpc.RequestContextSerializer(),
+        serializer=RequestContextSerializer(),
     )

@@ -23,7 +23,6 @@ import inspect
 import logging
 import threading
 import types
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,16 +30,16 @@ import cotyledon
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 
+# First: it imports oslo.messaging with eventlet's import warning silenced.
+from supervisor.context import RequestContextSerializer  # isort: skip
+
+import oslo_messaging as messaging
+from oslo_messaging import opts as messaging_opts
+from oslo_messaging.rpc import server as rpc_server
+from stevedore import driver as stevedore_driver
+
 from supervisor import health
 from supervisor.manager import Manager
-
-# futurist and oslo.service import eventlet when it is installed, and eventlet warns on its
-# import; the threading executor never uses it.
-warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-import oslo_messaging as messaging  # noqa: E402
-from oslo_messaging import opts as messaging_opts  # noqa: E402
-from oslo_messaging.rpc import server as rpc_server  # noqa: E402
-from stevedore import driver as stevedore_driver  # noqa: E402
 
 LOG = logging.getLogger(__name__)
 
@@ -98,29 +97,6 @@ def load_plugins(conf: cfg.ConfigOpts) -> None:
 def rabbit_opts() -> list[cfg.Opt]:
     """`[oslo_messaging_rabbit]`, registered by the driver in a worker, checked at start."""
     return next(opts for group, opts in messaging_opts.list_opts() if group == RABBIT_GROUP)
-
-
-class RequestContextSerializer(messaging.Serializer):
-    """nova's serializer: the context travels as a dict and arrives as an oslo.context
-    `RequestContext`; arguments and results go through `base` (JSON primitives unless a
-    caller brings its own, as nova's objects serializer)."""
-
-    def __init__(self, base: messaging.Serializer | None = None) -> None:
-        self._base = base or messaging.JsonPayloadSerializer()
-
-    def serialize_entity(self, ctxt: Any, entity: Any) -> Any:
-        return self._base.serialize_entity(ctxt, entity)
-
-    def deserialize_entity(self, ctxt: Any, entity: Any) -> Any:
-        return self._base.deserialize_entity(ctxt, entity)
-
-    def serialize_context(self, ctxt: Any) -> dict[str, Any]:
-        if ctxt is None:
-            return {}
-        return ctxt.to_dict() if hasattr(ctxt, "to_dict") else dict(ctxt)
-
-    def deserialize_context(self, ctxt: Any) -> oslo_context.RequestContext:
-        return oslo_context.RequestContext.from_dict(ctxt or {})
 
 
 _transport_lock = threading.Lock()
