@@ -24,10 +24,12 @@ from typing import Any
 
 from oslo_config import cfg
 
-from supervisor import config, control, views
+from supervisor import config, control, notifications, opts, views
 from supervisor.exits import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, config_error
 
 CTL = "mgr-supervisorctl"
+# Connection attempts to the broker for a notification before the command gives up on it.
+NOTIFY_RETRIES = 2
 SERVICE_ACTIONS = ("list", "disable", "enable", "delete")
 SOCKET_OPT = cfg.StrOpt(
     "socket",
@@ -194,7 +196,31 @@ def _services(conf: cfg.ConfigOpts, action: Any) -> int:
         print(f"{CTL}: services {verb}: no record of {what}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"{CTL}: services {verb}: {changed} record(s) of {what}")
+    if verb in ("disable", "enable"):
+        _announce(conf, action, db_api)
     return EXIT_OK
+
+
+def _announce(conf: cfg.ConfigOpts, action: Any, db_api: Any) -> None:
+    """`service.update` for each record disabled or enabled, when `[oslo_messaging_
+    notifications] driver` is set: a broker that does not take them is said on stderr; the
+    change is made either way."""
+    notifier = notifications.get_notifier(opts.PROJECT, conf.host, conf)
+    if not notifier.is_enabled():
+        return
+    try:
+        rows = db_api.service_get_all(host=action.target_host, manager=action.target_manager)
+        notifications.announce_disabled(
+            notifier.prepare(retry=NOTIFY_RETRIES),
+            rows,
+            action.verb == "disable",
+            conf.service_down_time,
+            db_api.service_liveness,
+        )
+    except Exception as exc:
+        print(f"{CTL}: services {action.verb}: not notified: {type(exc).__name__}", file=sys.stderr)
+    finally:
+        notifier.transport.cleanup()
 
 
 def _call(conf: cfg.ConfigOpts, action: Any) -> int:

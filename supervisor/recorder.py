@@ -32,7 +32,7 @@ from typing import Any
 import setproctitle
 from oslo_config import cfg
 
-from supervisor import children, control, health, logs, wakeup
+from supervisor import children, control, health, logs, notifications, wakeup
 from supervisor.db import UnusableDatabase
 from supervisor.opts import PROJECT
 from supervisor.record_client import decode_lines, encode
@@ -55,6 +55,8 @@ RESTART_DELAY_RESET_AFTER = 10.0
 STOP_TIMEOUT = 5.0
 # The phase the recorder's beacon shows once it has written reports: since when is their age.
 REPORTED = "reports written"
+# At a stop, the recorder sends its last notifications for at most this long.
+NOTIFY_TIMEOUT = 2.0
 # The recorder's exit when it cannot use the database's URL or schema (EX_CONFIG).
 EXIT_REFUSED = 78
 
@@ -81,12 +83,14 @@ class Recorder:
         report_interval: float,
         beacon: health.Beacon,
         db: Any,
+        events: notifications.ServiceEvents | None = None,
     ) -> None:
         self._listener = listener
         self._host = host
         self._report_batch = min(REPORT_BATCH_SECONDS, report_interval / 4)
         self._next_report_flush: float | None = None
         self._db = db
+        self._events = events  # service.update notifications, when a driver is set
         self._beacon = beacon
         self._selector = selectors.DefaultSelector()
         self._wakeup = wakeup.Wakeup()
@@ -116,15 +120,21 @@ class Recorder:
         self._preloaded = {(row.manager, row.worker_id): row for row in rows}
         while not self._stopping:
             deadlines = [d for d in (self._next_retry, self._next_report_flush) if d is not None]
+            if self._events is not None and (due := self._events.due()) is not None:
+                deadlines.append(time.monotonic() + due)
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             for key, _ in self._selector.select(timeout):
                 key.data()
             self._flush()
+            if self._events is not None:
+                self._events.sweep()
         # The parent stops the recorder after its workers: take what they sent last.
         self._accept()
         for worker in list(self._workers):
             self._read(worker)
         self._flush(final=True)
+        if self._events is not None:
+            self._events.close(NOTIFY_TIMEOUT)
         return 0
 
     # -- reading
@@ -208,7 +218,11 @@ class Recorder:
             for worker in asking:
                 self._answer(worker, "existing", rows.get(worker.key))
         if self._stops:
-            if self._call(self._db.services_mark_stopped, self._stops) is not None or final:
+            if self._call(self._db.services_mark_stopped, self._stops) is not None:
+                if self._events is not None:
+                    self._events.stopped(self._stops)
+                self._stops = {}
+            elif final:
                 self._stops = {}
         retry_due = self._next_retry is None or now >= self._next_retry or final
         if self._starts and retry_due:
@@ -224,6 +238,8 @@ class Recorder:
             else:
                 self._next_retry = None
                 self._starts = {}
+                if self._events is not None:
+                    self._events.written(rows.values())
                 for worker in starting:
                     row = rows.get(worker.key)
                     worker.row_id = None if row is None else row["id"]
@@ -238,6 +254,8 @@ class Recorder:
             if rows is None:
                 return  # made during an outage: lost, as in nova
             self._beacon.set_phase(REPORTED)  # when: the parent's report age
+            if self._events is not None:
+                self._events.written(rows.values())
             for worker in reporting:
                 row = rows.get(worker.row_id)
                 if row is None:  # deleted by an operator while it ran: made again
@@ -320,7 +338,14 @@ def run_recorder(
     logs.set_process_name("recorder")
     try:
         db_api = _import_db_api(conf)
-        return Recorder(listener, conf.host, conf.report_interval, beacon, db_api).run()
+        notifier = notifications.get_notifier(PROJECT, conf.host, conf)
+        events = None
+        if notifier.is_enabled():
+            events = notifications.ServiceEvents(
+                notifier, conf.service_down_time, db_api.service_liveness
+            )
+        recorder = Recorder(listener, conf.host, conf.report_interval, beacon, db_api, events)
+        return recorder.run()
     except UnusableDatabase as exc:
         os.write(refusal_fd, f"[database] connection: {exc}".encode())
         return EXIT_REFUSED

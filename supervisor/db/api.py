@@ -480,15 +480,23 @@ def service_delete(host: str, manager: str | None = None) -> int:
 
 def service_state(row: Any, service_down_time: float, now: datetime.datetime | None = None) -> str:
     """The state a record shows: stopped, disabled, up (reported within
-    service_down_time of now) or down.
+    service_down_time of now) or down."""
+    if row["disabled"] and not row["stopped"]:
+        return "disabled"
+    return service_liveness(row, service_down_time, now)
+
+
+def service_liveness(
+    row: Any, service_down_time: float, now: datetime.datetime | None = None
+) -> str:
+    """stopped, up (reported within service_down_time of now) or down, whether disabled or
+    not (nova's State column, beside its Status).
 
     As nova's servicegroup db driver, a report in the future (another host's clock ahead of
     ours) is up while it is within service_down_time.
     """
     if row["stopped"]:
         return "stopped"
-    if row["disabled"]:
-        return "disabled"
     last = row["last_seen_up"]
     if last is None:
         return "down"
