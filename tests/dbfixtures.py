@@ -19,7 +19,7 @@ import select
 import signal
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NoReturn
 
@@ -183,3 +183,17 @@ def run_in_children(
         else:
             results.append(output.decode(errors="replace") or f"exit status {status}")
     return results
+
+
+def assert_each_fails_fast(calls: Iterable[Callable[[], object]]) -> None:
+    """Each call against an unreachable database raises DBConnectionError after one retry
+    (RETRY_INTERVAL later) at most, never after a long wait."""
+    from oslo_db import exception as db_exc
+
+    from supervisor.db import api
+
+    for call in calls:
+        started = time.monotonic()
+        with pytest.raises(db_exc.DBConnectionError):
+            call()
+        assert time.monotonic() - started < api.RETRY_INTERVAL * (api.RETRY_MAX + 1) + 1.5

@@ -82,12 +82,17 @@ def replaced(supervisor: Supervisor, stops: int, workers: int = WORKERS) -> Call
     )
 
 
+def loaded(supervisor: Supervisor, broker: str, topic: str, workers: int) -> Load:
+    """The supervisor running `workers` ready workers, and the load about to start."""
+    configure(supervisor, broker, topic, workers=workers, start_secs=0)
+    supervisor.start()
+    ready(supervisor, workers)
+    return Load(broker, topic)
+
+
 @pytest.mark.timeout(60)
 def test_no_call_is_lost_when_single_workers_get_sigterm(supervisor, broker, topic):
-    configure(supervisor, broker, topic, workers=WORKERS, start_secs=0)
-    supervisor.start()
-    ready(supervisor, WORKERS)
-    with Load(broker, topic) as load:
+    with loaded(supervisor, broker, topic, WORKERS) as load:
         for stops in range(1, 7):  # the supervisor replaces each one
             supervisor.wait_for(load.answered_more(50), what="calls answered")
             os.kill(supervisor.workers()[0].pid, signal.SIGTERM)
@@ -99,10 +104,7 @@ def test_no_call_is_lost_when_single_workers_get_sigterm(supervisor, broker, top
 
 @pytest.mark.timeout(60)
 def test_no_call_is_lost_through_rolling_restarts(supervisor, broker, topic):
-    configure(supervisor, broker, topic, workers=RESTARTED_WORKERS, start_secs=0)
-    supervisor.start()
-    ready(supervisor, RESTARTED_WORKERS)
-    with Load(broker, topic) as load:
+    with loaded(supervisor, broker, topic, RESTARTED_WORKERS) as load:
         for restarts in range(1, 3):  # every worker, one at a time
             supervisor.wait_for(load.answered_more(50), what="calls answered")
             result = ctl(supervisor, "restart", "alpha")
