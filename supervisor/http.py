@@ -218,8 +218,8 @@ class MetricsRenderer:
 
     Why a child: a render of 256 workers costs 10-25 ms of CPU (prometheus_client formats
     each of ~1,050 samples), and in the parent it held the one loop that long: a SIGCHLD or
-    a SIGHUP waited, and restarts were slower while scraped (docs/benchmarks.md, "Health
-    and metrics"). A fork of the parent has the table and the beacons as they are: it
+    a SIGHUP waited, and restarts were slower while scraped (docs/benchmarks-history.md,
+    "Health and metrics"). A fork of the parent has the table and the beacons as they are: it
     renders, writes the body to a pipe and exits. The parent forks, reads the pipe from its
     loop and reaps the child, which lives at most REQUEST_TIMEOUT: ~8 ms of the parent's CPU
     at 256 workers, never more than ~5 ms in one pass.

@@ -333,7 +333,7 @@ def _import_db_api(conf: cfg.ConfigOpts) -> Any:
     That import is on every worker's path to ready (each waits for its record), so the
     collector stays off while it runs and its modules join the permanent generation:
     collections during it walked every new object again and cost the start ~50 ms (median
-    of 12 launches at N = 32 on PostgreSQL, docs/benchmarks.md).
+    of 12 launches at N = 32 on PostgreSQL, docs/benchmarks-history.md).
     """
     gc.disable()
     try:

@@ -89,7 +89,7 @@ def load_plugins(conf: cfg.ConfigOpts) -> None:
 
     Looked up after each worker's fork, they were built in every worker's private memory:
     building a worker's transport and server took 5.9 MiB of USS, 1.3 MiB now, and 32
-    workers imported them 32 times at a start (docs/benchmarks.md, "RPC"). Loading creates
+    workers imported them 32 times at a start (docs/benchmarks-history.md, "RPC"). Loading creates
     nothing that must not cross a fork: no connection, no thread.
     """
     stevedore_driver.DriverManager(_DRIVERS, messaging.TransportURL.parse(conf).transport)

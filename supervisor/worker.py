@@ -492,8 +492,8 @@ def _takes(method: Callable[..., Any], parameter: str) -> bool:
 
     A plain function or method is read from its code object: `inspect.signature` runs
     enough of inspect's Python code in a forked worker to copy ~200 KiB of the parent's
-    pages (docs/benchmarks.md, issue 14). A wrapped, re-signed or non-Python callable
-    still asks inspect.
+    pages (docs/benchmarks-history.md, issue 14). A wrapped, re-signed or non-Python
+    callable still asks inspect.
     """
     function = getattr(method, "__func__", method)
     code = getattr(function, "__code__", None)
