@@ -182,6 +182,7 @@ class RecordManager(EventManager):
     def init_host(self, service_ref: object = None) -> None:
         self._record("init_host-ref", _row_id(service_ref))
         super().init_host()
+        self.set_periodic_spacing("watch_service_ref", self.configuration.tick_spacing)
 
     def pre_start_hook(self, service_ref: object = None) -> None:
         stored = None

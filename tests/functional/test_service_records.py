@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from supervisor.db import api
-from tests.functional.conftest import CTL, Supervisor
+from tests.functional.conftest import CTL, Supervisor, at_once
 from tests.tcpproxy import TcpProxy
 
 FAST_REPORTS = {"report_interval": 1, "service_down_time": 3}
@@ -113,14 +113,15 @@ def test_services_shows_records_up_and_a_stop_marks_them_stopped(supervisor, db_
     assert set(states(supervisor).values()) == {"stopped"}
 
 
-def test_disable_enable_and_delete(supervisor, db_url):
+def test_disable_and_enable(supervisor, db_url):
     supervisor.configure(
-        {"alpha": {"manager": RECORD_MANAGER}},
+        {"alpha": {"manager": RECORD_MANAGER, "tick_spacing": 0.2}},
         default={"host": "node-a", **FAST_REPORTS},
         database={"connection": db_url},
     )
     supervisor.start()
-    supervisor.wait_for(lambda: records_once_there(supervisor), what="a record")
+    # The record exists before pre_start_hook; watch_service_ref reads it every 0.2 s.
+    supervisor.wait_for(lambda: supervisor.count("pre_start_hook") == 1, what="a record")
     result = services(supervisor, "disable", "node-a", "alpha", "--reason", "maintenance")
     assert result.returncode == 0, result.stderr
     supervisor.wait_for(
@@ -135,9 +136,20 @@ def test_disable_enable_and_delete(supervisor, db_url):
     )
     assert services(supervisor, "enable", "node-a", "alpha").returncode == 0
     assert records(supervisor)[0]["state"] == "up"
+
+
+def test_delete(supervisor, db_url):
+    supervisor.configure(
+        {"alpha": {}}, default={"host": "node-a", **FAST_REPORTS}, database={"connection": db_url}
+    )
+    supervisor.start()
+    supervisor.wait_for(lambda: records_once_there(supervisor), what="a record")
     assert supervisor.stop() == 0
-    assert services(supervisor, "delete", "node-gone").returncode == 1
-    assert services(supervisor, "delete", "node-a").returncode == 0
+    gone, deleted = at_once(
+        lambda: services(supervisor, "delete", "node-gone"),
+        lambda: services(supervisor, "delete", "node-a"),
+    )
+    assert (gone.returncode, deleted.returncode) == (1, 0), (gone.stderr, deleted.stderr)
     assert records(supervisor) == []
 
 
