@@ -78,6 +78,10 @@ class Arbiter:
         self._specs = specs
         self._table = Table()
         self._selector = selectors.DefaultSelector()
+        # setproctitle first: it finds the room for titles in the argv and environ area
+        # only while that is as the kernel laid it out, and systemd puts NOTIFY_SOCKET at
+        # its start.
+        setproctitle.setproctitle(f"{opts.PROJECT}: master")
         # Takes NOTIFY_SOCKET out of the environment, so no worker inherits it.
         self._notifier = systemd.Notifier()
         self._config_stamp = stamp.ConfigStamp()
@@ -168,7 +172,6 @@ class Arbiter:
             self._lock_fd = state.acquire_lock(state_path)
         except state.StateError as exc:
             raise config.ConfigError(f"[DEFAULT] state_path: {exc}") from None
-        setproctitle.setproctitle(f"{opts.PROJECT}: master")
         if not process.become_subreaper():
             LOG.warning("could not become child subreaper; orphans go to init")
         if self._conf.supervisor.http_listen:

@@ -83,7 +83,9 @@ class Supervisor:
         os.replace(staged, self.config_file)
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> None:
-        env = dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent), **(env or {}))
+        """Run it; `env`'s variables come first in its environment, as systemd puts its own
+        (NOTIFY_SOCKET among them) before those of the unit."""
+        env = {**(env or {}), **os.environ, "PYTHONPATH": str(TESTS_DIR.parent), **(env or {})}
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(SCRIPT), "--config-file", str(self.config_file), *args],

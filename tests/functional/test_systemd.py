@@ -146,3 +146,21 @@ def test_watchdog_meant_for_another_pid_is_ignored(supervisor, notify):
     supervisor.wait_for(lambda: notify.has("READY"), what="READY=1")
     time.sleep(0.5)
     assert not notify.has("WATCHDOG")
+
+
+def test_process_titles_are_set_under_systemd_as_without_it(supervisor, notify):
+    """NOTIFY_SOCKET comes first in the environment systemd gives: taking it out must not
+    cost setproctitle the room it writes the titles in (/proc/PID/cmdline shows them)."""
+    supervisor.configure({"alpha": {"workers": 2}})
+    supervisor.start(env={"NOTIFY_SOCKET": notify.address})  # first in its environment
+    supervisor.wait_for(lambda: notify.has("READY", "1"), what="READY=1")
+    titles = {}
+    for pid in [supervisor.pid, *(p.pid for p in supervisor.children())]:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            titles[cmdline.read().split(b"\0")[0].decode()] = pid
+    assert set(titles) == {
+        "mgr-supervisor: master",
+        "mgr-supervisor: recorder",
+        "mgr-supervisor: alpha worker(0)",
+        "mgr-supervisor: alpha worker(1)",
+    }
