@@ -535,8 +535,12 @@ class Arbiter:
     def _ask_to_stop(
         self, record: WorkerRecord, reason: StopReason, problem: str, now: float
     ) -> None:
-        """Ask one worker to stop gracefully; SIGKILL it at the graceful deadline."""
-        LOG.warning("%s: %s; stopping it", record.label, problem)
+        """Ask one worker to stop gracefully; SIGKILL it at the graceful deadline.
+
+        A worker judged unhealthy is a warning; a stop an operator or a reload asked for is
+        news, not a problem."""
+        level = logging.WARNING if reason.recycles else logging.INFO
+        LOG.log(level, "%s: %s; stopping it", record.label, problem)
         record.stop_reason = reason
         timeout = self._conf.graceful_shutdown_timeout
         record.kill_at = now + timeout if timeout > 0 else None

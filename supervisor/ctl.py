@@ -159,10 +159,10 @@ def _services(conf: cfg.ConfigOpts, action: Any) -> int:
     verb = action.verb
     if verb != "list" and not action.target_host:
         print(f"{CTL}: services {verb}: HOST is required", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_USAGE
     if verb in ("disable", "enable") and not action.target_manager:
         print(f"{CTL}: services {verb}: MANAGER is required", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_USAGE
     # Here only: SQLAlchemy and oslo.db are a quarter of a second that `status` and the
     # other control commands never pay.
     from supervisor.db import api as db_api
@@ -225,6 +225,9 @@ def _announce(conf: cfg.ConfigOpts, action: Any, db_api: Any) -> None:
 
 def _call(conf: cfg.ConfigOpts, action: Any) -> int:
     """`call`: one RPC, its JSON result on stdout; every failure one line on stderr."""
+    if not action.timeout > 0:
+        print(f"{CTL}: call: --timeout {action.timeout:g}: must be more than 0", file=sys.stderr)
+        return EXIT_USAGE
     arguments = {}
     for item in action.arguments:
         key, sep, text = item.partition("=")

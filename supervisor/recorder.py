@@ -437,7 +437,7 @@ class RecorderProcess:
             self._delay = RESTART_DELAY_INITIAL
         LOG.error(
             "the service recorder %s; restarting it in %.1fs",
-            f"refused the database: {refusal}" if refusal else status,
+            f"refused the database: {refusal}" if refusal else f"ended with {status}",
             self._delay,
         )
         self._schedule_restart(now)

@@ -23,6 +23,7 @@ TESTS_DIR = Path(__file__).resolve().parents[1]
 SCRIPT = Path(sys.executable).with_name("mgr-supervisor")
 CTL = Path(sys.executable).with_name("mgr-supervisorctl")
 RECORDER_TITLE = "mgr-supervisor: recorder"
+LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 
 
 def render_config(
@@ -103,6 +104,12 @@ class Supervisor:
 
     def log(self) -> str:
         return self.log_file.read_text() if self.log_file.exists() else ""
+
+    def level_of(self, text: str) -> str:
+        """The level of the first log line that says `text` (oslo.log's default format:
+        date, time, pid, process name, then the level)."""
+        line = next(line for line in self.log().splitlines() if text in line)
+        return next(word for word in line.split() if word in LEVELS)
 
     def events(self) -> list[list[str]]:
         if not self.event_file.exists():

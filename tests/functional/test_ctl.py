@@ -155,3 +155,18 @@ def test_a_second_supervisor_on_the_same_socket_is_refused(supervisor, tmp_path)
     assert supervisor.count("init_host") == 1
     after = os.stat(control_socket)
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_usage_errors_exit_2_before_anything_is_reached(supervisor):
+    """A missing HOST or MANAGER, or a --timeout that cannot be waited, is the caller's
+    mistake (2), not a refusal (1) or a broker that does not answer (3)."""
+    supervisor.configure({"alpha": {}})
+    for args, said in (
+        (("services", "disable", "node-a"), "services disable: MANAGER is required"),
+        (("services", "enable"), "services enable: HOST is required"),
+        (("services", "delete"), "services delete: HOST is required"),
+        (("call", "alpha", "echo", "--timeout", "0"), "call: --timeout 0: must be more than 0"),
+        (("call", "alpha", "echo", "--timeout", "-1"), "call: --timeout -1: must be more than 0"),
+    ):
+        result = ctl(supervisor, *args)
+        assert (result.returncode, result.stderr) == (2, f"mgr-supervisorctl: {said}\n"), args

@@ -90,6 +90,7 @@ def test_stop_name_stops_its_workers_until_start(supervisor):
     assert ctl(supervisor, "stop", "alpha").returncode == 0, "stopping a STOPPED one: no-op"
     log = supervisor.log()
     assert log.count("stopped (stop requested), exit status 0") == 2
+    assert supervisor.level_of("stop requested; stopping it") == "INFO", "asked for: news"
     assert "failed start" not in log and "FATAL" not in log
 
     result = ctl(supervisor, "start", "alpha")

@@ -108,6 +108,7 @@ def test_a_hung_periodic_task_is_detected_and_the_worker_replaced(supervisor):
     assert first != second
     assert first in supervisor.pids_with("cleanup_host")
     assert "stuck in periodic task tick for" in supervisor.log()
+    assert supervisor.level_of("; stopping it") == "WARNING", "judged unhealthy: a warning"
 
 
 def test_a_slow_init_host_hits_start_timeout_and_counts_as_a_failed_start(supervisor):

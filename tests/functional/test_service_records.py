@@ -364,7 +364,7 @@ def test_a_killed_recorder_is_restarted_and_reports_resume(supervisor, db_url):
     assert recorder is not None
     recorder.kill()
     supervisor.wait_for(
-        lambda: "the service recorder signal SIGKILL; restarting it" in supervisor.log(),
+        lambda: "the service recorder ended with signal SIGKILL; restarting it" in supervisor.log(),
         what="the restart",
     )
     supervisor.wait_for(lambda: supervisor.recorder() is not None, what="a new recorder")
