@@ -278,8 +278,8 @@ class StatusCollector:
         failed = counter("manager_failed_starts", "Failed starts (see start_secs).", by_manager)
         not_ready = gauge(
             "manager_not_ready_seconds",
-            "Seconds since the manager was last RUNNING (0 while it is; since it was added "
-            "if it never was).",
+            "Seconds since the manager was last RUNNING (0 while it is, and while STOPPED on "
+            "request; since it was added if it never was).",
             by_manager,
         )
         served = counter("rpc_calls_served", "RPC calls and casts served.", by_manager)

@@ -100,8 +100,9 @@ class ManagerRecord:
         self.rpc_rejected_gone += snapshot.rpc_rejected
 
     def note_state(self, state: State, now: float) -> None:
-        """The loop saw the manager's state change: when it stopped being RUNNING."""
-        if state is State.RUNNING:
+        """The loop saw the manager's state change: when it stopped being RUNNING (a manager
+        STOPPED on request is not "not ready": it serves nothing, as asked)."""
+        if state in (State.RUNNING, State.STOPPED):
             self.unready_since = None
         elif self.unready_since is None:
             self.unready_since = now
@@ -205,7 +206,7 @@ class Table:
                     "failed_starts": tracked.failed_starts_total,
                     "last_exit": tracked.last_exit,
                     "not_ready_for": 0.0
-                    if state is State.RUNNING or unready is None
+                    if state in (State.RUNNING, State.STOPPED) or unready is None
                     else now - unready,
                     "rpc_served": tracked.rpc_served_gone + sum(w["rpc_served"] for w in shown),
                     "rpc_failed": tracked.rpc_failed_gone + sum(w["rpc_failed"] for w in shown),

@@ -29,3 +29,21 @@ def test_a_manager_stopped_on_request_counts_no_worker(table, workers):
     alpha = table.managers["alpha"]
     alpha.stopped, alpha.state = True, State.STOPPED
     assert views.systemd_status(table) == ("1/1 workers ready: alpha STOPPED, beta 1/1", True)
+
+
+def test_a_manager_stopped_on_request_is_not_counted_not_ready(table):
+    """`manager_not_ready_seconds` (README's ManagerNotReady alert) stays 0 while STOPPED,
+    and counts again from the start that follows."""
+    alpha = table.managers["alpha"]
+    alpha.note_state(State.STARTING, now=0)
+    alpha.stopped = True
+    alpha.note_state(State.STOPPED, now=10)
+    assert not_ready_for(table, now=100) == 0.0
+    alpha.stopped = False
+    alpha.note_state(State.STARTING, now=100)
+    assert not_ready_for(table, now=105) == 5.0
+
+
+def not_ready_for(table, now: float) -> float:
+    (alpha,) = table.status(now, stopping=False, names=["alpha"])
+    return alpha["not_ready_for"]
