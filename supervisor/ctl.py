@@ -167,6 +167,10 @@ def _services(conf: cfg.ConfigOpts, action: Any) -> int:
     # other control commands never pay.
     from supervisor.db import api as db_api
 
+    try:
+        config.validate_database(conf)
+    except config.ConfigError as exc:
+        return config_error(str(exc), program=CTL)
     db_api.configure(conf)
     try:
         if db_api.schema_version() is None:

@@ -73,6 +73,8 @@ def check_transport_url(conf: cfg.ConfigOpts) -> str | None:
         url = messaging.TransportURL.parse(conf)
     except messaging.InvalidTransportURL:
         return "not a transport URL (driver://user:password@host:port/virtual_host)"
+    except ValueError:  # the only number a URL has
+        return "a port that is not a number from 1 to 65535"
     if not conf.transport_url:  # set empty: RPC is off
         return None
     drivers = {entry.name for entry in importlib.metadata.entry_points(group=_DRIVERS)}

@@ -73,6 +73,8 @@ def connection_url(raw: str | None) -> str:
         url = sa.engine.make_url(raw)
     except sa.exc.ArgumentError:
         raise InvalidConnection("not a database URL (dialect+driver://...)") from None
+    except ValueError:  # the only number a URL has
+        raise InvalidConnection("its port is not a number from 1 to 65535") from None
     scheme = url.drivername
     try:
         dialect = url.get_dialect()

@@ -187,6 +187,7 @@ def test_an_error_names_the_file_that_holds_the_value(tmp_path):
     [
         ("nosuch://user:s3cret@127.0.0.1:5672/", "unknown transport 'nosuch'"),
         ("s3cret, not a url", "not a transport URL"),
+        ("rabbit://user:s3cret@127.0.0.1:notaport/", "a port that is not a number"),
     ],
 )
 def test_a_transport_url_it_cannot_use(tmp_path, url, expected):
@@ -195,3 +196,32 @@ def test_a_transport_url_it_cannot_use(tmp_path, url, expected):
     check_config_error(tmp_path, text, "bad.conf", "[DEFAULT] transport_url:", expected)
     result = run_supervisor(tmp_path, "--config-file", str(tmp_path / "bad.conf"))
     assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_a_database_port_that_is_not_a_number_is_one_line_for_every_program(tmp_path):
+    """--check-config, the start, `services` and `mgr-supervisor-manage`: one line naming
+    the file, exit 78, never the URL (it is secret) nor a traceback."""
+    url = "postgresql+psycopg://user:s3cret@127.0.0.1:notaport/test"
+    text = render_config(tmp_path / EVENT_FILE, good(), database={"connection": url})
+    (tmp_path / "bad.conf").write_text(text)
+    expected = "bad.conf: [database] connection: its port is not a number from 1 to 65535"
+    bin_dir = SCRIPT.parent
+    for program, args in (
+        ("mgr-supervisor", ["--check-config"]),
+        ("mgr-supervisor", []),
+        ("mgr-supervisorctl", ["services"]),
+        ("mgr-supervisor-manage", ["db", "version"]),
+    ):
+        result = subprocess.run(
+            [str(bin_dir / program), "--config-file", str(tmp_path / "bad.conf"), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=tmp_path,
+            env=dict(os.environ, PYTHONPATH=str(TESTS_DIR.parent)),
+        )
+        assert result.returncode == 78, (program, args, result.stderr)
+        (line,) = result.stderr.strip().splitlines()[-1:]
+        assert line.startswith(f"{program}: config error: ") and line.endswith(expected), line
+        assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
+    assert not (tmp_path / EVENT_FILE).exists(), "no hook ran"
