@@ -266,12 +266,17 @@ class Arbiter:
 
     def handle_hup(self) -> None:
         """Reload: validate first; apply the diff only if everything can be applied."""
-        if self._stopping:
-            return
-        self._reload()
-        # A manager module the reload imported may have installed a handler of its own
-        # (oslo.reports' setup_autorun() does, for SIGUSR2): ours again, so the loop sees them.
-        self._wakeup.route(HANDLED_SIGNALS)
+        if not self._stopping:
+            self._reload()
+
+    def _reload(self) -> str | None:
+        """A reload, and our signal handlers again: a manager module the reload imported
+        may have installed its own (oslo.reports' setup_autorun() does, for SIGUSR2).
+        Why it was not applied, or None."""
+        try:
+            return self._validate_and_apply()
+        finally:
+            self._wakeup.route(HANDLED_SIGNALS)
 
     def handle_term(self) -> None:
         self._stopping = True
@@ -296,7 +301,7 @@ class Arbiter:
 
     # -- reload
 
-    def _reload(self) -> None:
+    def _validate_and_apply(self) -> str | None:
         """Validate into a fresh config, check it fits the running one, then mutate.
 
         Everything that can fail comes before anything changes; a failure while applying
@@ -318,16 +323,17 @@ class Arbiter:
         if rejected is not None:  # logged outside the handler: no traceback for a bad file
             self._table.reloads.count(ok=False)
             self._reload_rejected(rejected)
-            return
+            return rejected
         try:
             self._apply_reload(fresh, specs, digest)
-        except Exception:
+        except Exception as exc:
             self._table.reloads.count(ok=False)
             LOG.exception("reload could not be applied; every worker keeps running")
             self._say_ready_or_status(f"reload failed at {time.strftime('%H:%M:%S')}")
-            return
+            return f"could not be applied ({type(exc).__name__}); every worker keeps running"
         self._table.reloads.count(ok=True)
         self._say_ready_or_status(f"reload applied at {time.strftime('%H:%M:%S')}")
+        return None
 
     @staticmethod
     def _files_digest(conf: cfg.ConfigOpts) -> bytes | None:
@@ -659,9 +665,11 @@ class Arbiter:
                 return {"ok": True, "status": self.status()}
             self._pending_signals.append(signal.SIGTERM)
             return {"ok": True}
-        if command == "reload":
-            self._pending_signals.append(signal.SIGHUP)
-            return {"ok": True}
+        if command == "reload":  # answered once it is applied or rejected
+            if self._stopping:
+                return {"ok": False, "error": "the supervisor is stopping"}
+            rejected = self._reload()
+            return {"ok": True} if rejected is None else {"ok": False, "error": rejected}
         if not isinstance(names, list) or not names:
             return {"ok": False, "error": f"{command}: 'managers' must be a list of names"}
         unknown = [name for name in names if not self._is_running_manager(name)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,10 @@ from supervisor import config, control, notifications, opts, views
 from supervisor.exits import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, config_error
 
 CTL = "mgr-supervisorctl"
+# `stop NAME` waits this long, by default, for the workers to be gone (the default
+# graceful_shutdown_timeout, and a little), asking every STOP_POLL seconds.
+STOP_WAIT = 65.0
+STOP_POLL = 0.1
 # Connection attempts to the broker for a notification before the command gives up on it.
 NOTIFY_RETRIES = 2
 SERVICE_ACTIONS = ("list", "disable", "enable", "delete")
@@ -51,13 +56,28 @@ def _add_commands(subparsers: Any) -> None:
     restart.add_argument(
         "--all-at-once", action="store_true", help="stop every worker at once (an outage)"
     )
-    subparsers.add_parser("reload", help="as SIGHUP: validate the config and apply it")
+    subparsers.add_parser(
+        "reload",
+        help="as SIGHUP: validate the config and apply it; exits 1 with the reason when the "
+        "supervisor rejects it",
+    )
     stop = subparsers.add_parser(
         "stop",
         help="stop NAME ...: stop those managers' workers gracefully, STOPPED until start; "
         "stop (no NAME): as SIGTERM, stop every worker gracefully and exit",
     )
     stop.add_argument("managers", nargs="*", metavar="NAME", help="the managers to stop")
+    stop.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="stop NAME: return once asked, without waiting for the workers to be gone",
+    )
+    stop.add_argument(
+        "--timeout",
+        type=float,
+        default=STOP_WAIT,
+        help=f"stop NAME: seconds to wait for the workers to be gone (default {STOP_WAIT:g})",
+    )
     start = subparsers.add_parser(
         "start", help="start the workers of STOPPED (or FATAL) managers, with a fresh count"
     )
@@ -140,6 +160,11 @@ def _control(path: str, action: Any) -> int:
     if not answer.get("ok"):
         print(f"{CTL}: {action.name}: {answer.get('error')}", file=sys.stderr)
         return EXIT_USAGE if answer.get("unknown") else EXIT_FAILURE
+    if action.name == "stop" and action.managers and not action.no_wait:
+        if not _wait_stopped(path, action.managers, action.timeout):
+            late = f"{CTL}: {what}: workers still stopping after {action.timeout:g}s"
+            print(late, file=sys.stderr)
+            return EXIT_FAILURE
     if action.name != "status":
         print(f"{CTL}: {what}: done")
         return EXIT_OK
@@ -152,6 +177,22 @@ def _control(path: str, action: Any) -> int:
         return EXIT_FAILURE
     print(text)
     return EXIT_OK if all_fine else EXIT_FAILURE
+
+
+def _wait_stopped(path: str, names: list[str], timeout: float) -> bool:
+    """Whether those managers' workers are all gone within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = control.request(path, {"command": "status", "managers": names})
+            managers = answer["status"]["managers"]
+        except (control.ControlError, KeyError, TypeError):
+            return False  # the supervisor went away, or answers oddly: not known to be done
+        if all(not m["workers"] for m in managers):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(STOP_POLL)
 
 
 def _services(conf: cfg.ConfigOpts, action: Any) -> int:

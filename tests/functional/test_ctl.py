@@ -80,8 +80,17 @@ def test_reload_and_stop_work_as_the_signals(supervisor):
     supervisor.configure({"alpha": {}})
     supervisor.start()
     supervisor.wait_for(lambda: supervisor.count("post_start_hook") == 1, what="ready")
-    assert ctl(supervisor, "reload").returncode == 0
+    applied = ctl(supervisor, "reload")
+    assert (applied.returncode, applied.stdout) == (0, "mgr-supervisorctl: reload: done\n")
     supervisor.wait_for(lambda: supervisor.count("reset") == 1, what="a reset")
+    text = supervisor.config_file.read_text()
+    supervisor.config_file.write_text(text.replace("[manager:alpha]", "[manager:typo]"))
+    rejected = ctl(supervisor, "reload")
+    assert rejected.returncode == 1, "a rejected reload is no success"
+    assert rejected.stderr.startswith("mgr-supervisorctl: reload: ") and (
+        "[manager:alpha] section" in rejected.stderr
+    ), rejected.stderr
+    assert supervisor.count("reset") == 1 and "reload rejected" in supervisor.log()
     assert ctl(supervisor, "stop").returncode == 0
     assert supervisor.wait_exit() == 0
     assert supervisor.count("cleanup_host") == 1

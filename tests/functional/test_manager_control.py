@@ -72,7 +72,8 @@ def test_stop_name_stops_its_workers_until_start(supervisor):
 
     result = ctl(supervisor, "stop", "alpha")
     assert (result.returncode, result.stdout) == (0, "mgr-supervisorctl: stop alpha: done\n")
-    supervisor.wait_for(lambda: alphas <= set(supervisor.pids_with("cleanup_host")), what="cleanup")
+    assert alphas <= set(supervisor.pids_with("cleanup_host")), "done: the workers are gone"
+    assert not any("alpha" in title for title in supervisor.worker_titles())
     supervisor.wait_for(lambda: state(supervisor, "alpha") == "STOPPED", what="STOPPED")
     time.sleep(1.5)  # past start_secs and any backoff: nothing restarts it
     assert set(starts(supervisor, "alpha")) == alphas
