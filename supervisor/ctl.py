@@ -234,7 +234,13 @@ def _services(conf: cfg.ConfigOpts, action: Any) -> int:
                 action.target_host, action.target_manager, verb == "disable", action.reason
             )
     except Exception as exc:
-        print(f"{CTL}: services: cannot reach the database: {type(exc).__name__}", file=sys.stderr)
+        refused = db_api.refusal(exc)
+        why = (
+            f"the database refused the connection: {refused}"
+            if refused is not None
+            else f"cannot reach the database: {type(exc).__name__}"
+        )
+        print(f"{CTL}: services: {why}", file=sys.stderr)
         return EXIT_NOT_RUNNING
     what = " ".join(filter(None, [action.target_host, action.target_manager]))
     if not changed:

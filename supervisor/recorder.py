@@ -101,6 +101,7 @@ class Recorder:
         self._workers: set[_Worker] = set()
         self._next_retry: float | None = None
         self._reachable: bool | None = None  # unknown until the first call
+        self._said = ""  # what the last failure was logged as
         self._stopping = False
         # The host's rows as they were when this recorder began: the first `existing` of
         # each worker is answered from here at once (at start every worker asks together).
@@ -288,24 +289,30 @@ class Recorder:
                 raise
             failure = exc
         except Exception as exc:
-            LOG.debug("recorder: %s failed", function.__name__, exc_info=True)
             failure = exc
         # Logged outside the except block: oslo.log would add the exception's text, and a
-        # driver's text may quote the connection.
+        # driver's text may quote the connection. Once per change, not per retry.
         if failure is not None:
-            if self._reachable is not False:
-                LOG.error(
-                    "%s; service records wait for it",
-                    f"the database cannot be used: {failure}"
-                    if isinstance(failure, UnusableDatabase)
-                    else f"the database is unreachable ({type(failure).__name__})",
-                )
+            said = self._describe(failure)
+            if self._reachable is not False or said != self._said:
+                LOG.debug("recorder: %s failed", function.__name__, exc_info=failure)
+                LOG.error("%s; service records wait for it", said)
+                self._said = said
             self._set_reachable(False)
             return None
         if self._reachable is False:
             LOG.info("the database is reachable again")
+            self._said = ""
         self._set_reachable(True)
         return result
+
+    def _describe(self, failure: BaseException) -> str:
+        if isinstance(failure, UnusableDatabase):
+            return f"the database cannot be used: {failure}"
+        refused = self._db.refusal(failure)
+        if refused is not None:
+            return f"the database refused the connection: {refused}"
+        return f"the database is unreachable ({type(failure).__name__})"
 
     def _set_reachable(self, reachable: bool) -> None:
         self._reachable = reachable

@@ -478,6 +478,24 @@ def service_delete(host: str, manager: str | None = None) -> int:
         return session.execute(query.execution_options(synchronize_session=False)).rowcount
 
 
+# What a server says when it refuses a login or a database, as libpq reports it at connect.
+_REFUSALS = ("does not exist", "authentication failed", "no pg_hba.conf entry")
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Why the server refused us (a login, a database that does not exist), in its own
+    words and without the URL; None when it is an outage (nothing answered).
+
+    libpq reports these at connect time without a SQLSTATE: its FATAL line is the reason.
+    """
+    inner = getattr(exc, "inner_exception", None) or exc
+    text = str(getattr(inner, "orig", None) or inner)
+    fatal = text.partition("FATAL:")[2].strip().splitlines()
+    if fatal and any(words in fatal[0] for words in _REFUSALS):
+        return fatal[0]
+    return None
+
+
 def service_state(row: Any, service_down_time: float, now: datetime.datetime | None = None) -> str:
     """The state a record shows: stopped, disabled, up (reported within
     service_down_time of now) or down."""

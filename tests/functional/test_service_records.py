@@ -454,3 +454,23 @@ def report_count(database) -> int:
     with contextlib.closing(sqlite3.connect(database)) as connection:
         (count,) = connection.execute("SELECT report_count FROM services").fetchone()
     return count
+
+
+def test_a_database_that_refuses_us_is_named_once_not_taken_for_an_outage(
+    supervisor, postgres_database
+):
+    """A database that does not exist (or a login refused) is said in the server's own
+    words, once however often the recorder retries, and by `services`; never the URL."""
+    missing = f"{postgres_database.name}_missing"
+    url = postgres_database.url.set(database=missing).render_as_string(hide_password=False)
+    supervisor.configure(
+        {"alpha": {}}, default={"host": "node-a", **FAST_REPORTS}, database={"connection": url}
+    )
+    supervisor.start()
+    said = f'the database refused the connection: database "{missing}" does not exist'
+    supervisor.wait_for(lambda: said in supervisor.log(), what="the refusal")
+    supervisor.wait_for(lambda: supervisor.count("tick") >= 3, what="retries meanwhile")
+    assert supervisor.log().count(said) == 1, "once per change, not per retry"
+    assert "unreachable" not in supervisor.log()
+    result = services(supervisor)
+    assert (result.returncode, result.stderr) == (3, f"mgr-supervisorctl: services: {said}\n")
