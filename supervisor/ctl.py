@@ -207,11 +207,19 @@ def _services(conf: cfg.ConfigOpts, action: Any) -> int:
     # Here only: SQLAlchemy and oslo.db are a quarter of a second that `status` and the
     # other control commands never pay.
     from supervisor.db import api as db_api
+    from supervisor.db import schema
 
     try:
         config.validate_database(conf)
     except config.ConfigError as exc:
         return config_error(str(exc), program=CTL)
+    if (path := schema.missing_sqlite_file(conf.database.connection)) is not None:
+        print(
+            f"{CTL}: services: no database at {path} yet (the supervisor creates it at its "
+            "first start)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     db_api.configure(conf)
     try:
         if db_api.schema_version() is None:

@@ -62,6 +62,15 @@ class SchemaTooNew(SchemaError):
     """The database has a revision this code does not know (a newer release wrote it)."""
 
 
+def missing_sqlite_file(raw: str) -> str | None:
+    """The path of the SQLite file `raw` names when that file does not exist (SQLite would
+    create it empty at the first connection); None otherwise."""
+    url = sa.engine.make_url(raw)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return None if os.path.exists(url.database) else url.database
+
+
 def connection_url(raw: str | None) -> str:
     """The URL the engine uses: checked, with our PostgreSQL connection parameters added.
 

@@ -179,3 +179,18 @@ def test_usage_errors_exit_2_before_anything_is_reached(supervisor):
     ):
         result = ctl(supervisor, *args)
         assert (result.returncode, result.stderr) == (2, f"mgr-supervisorctl: {said}\n"), args
+
+
+def test_services_never_creates_the_database_it_reads(supervisor):
+    """A read (or a change) of records on a SQLite file that is not there yet says so and
+    leaves no empty file behind, owned by whoever asked."""
+    supervisor.configure({"alpha": {}})
+    database = os.path.join(supervisor.state_path, "mgr-supervisor.sqlite")
+    for args in (("services",), ("services", "delete", "node-a")):
+        result = ctl(supervisor, *args)
+        assert (result.returncode, result.stderr) == (
+            1,
+            f"mgr-supervisorctl: services: no database at {database} yet (the supervisor "
+            "creates it at its first start)\n",
+        )
+    assert not os.path.exists(database)
