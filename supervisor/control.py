@@ -39,6 +39,10 @@ class ControlError(Exception):
     """The control socket cannot be served or reached; the message says why."""
 
 
+class ControlDenied(ControlError):
+    """The caller may not use the control socket: it runs, but not for this user."""
+
+
 def peer_uid(conn: socket.socket) -> int:
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
@@ -172,6 +176,10 @@ def request(path: str, message: dict[str, Any], timeout: float = CLIENT_TIMEOUT)
                 chunks.append(chunk)
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise ControlDenied(
+                f"{path}: {reason}: ask as the supervisor's user, or as root"
+            ) from None
         if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
             reason += " (is mgr-supervisor running?)"
         raise ControlError(f"cannot reach the supervisor at {path}: {reason}") from None

@@ -11,7 +11,7 @@ Exit status: 0 done (every manager shown RUNNING or STOPPED, every record shown,
 answered), 1 refused, a manager shown in another state (FATAL, BACKOFF, STARTING, STOPPING)
 or the remote method raised, 2 a bad argument (an unknown manager NAME too), 3 the
 supervisor, the database or the message broker cannot be reached (or no worker answered in
-time), 78 a configuration error.
+time), 4 the control socket refuses this user, 78 a configuration error.
 """
 
 from __future__ import annotations
@@ -26,7 +26,14 @@ from typing import Any
 from oslo_config import cfg
 
 from supervisor import config, control, notifications, opts, views
-from supervisor.exits import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, config_error
+from supervisor.exits import (
+    EXIT_DENIED,
+    EXIT_FAILURE,
+    EXIT_NOT_RUNNING,
+    EXIT_OK,
+    EXIT_USAGE,
+    config_error,
+)
 
 CTL = "mgr-supervisorctl"
 # `stop NAME` waits this long, by default, for the workers to be gone (the default
@@ -156,7 +163,7 @@ def _control(path: str, action: Any) -> int:
         answer = control.request(path, message)
     except control.ControlError as exc:
         print(f"{CTL}: {exc}", file=sys.stderr)
-        return EXIT_NOT_RUNNING
+        return EXIT_DENIED if isinstance(exc, control.ControlDenied) else EXIT_NOT_RUNNING
     if not answer.get("ok"):
         print(f"{CTL}: {action.name}: {answer.get('error')}", file=sys.stderr)
         return EXIT_USAGE if answer.get("unknown") else EXIT_FAILURE

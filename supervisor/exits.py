@@ -14,6 +14,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2  # as argparse says it
 EXIT_NOT_RUNNING = 3  # as systemctl and LSB status scripts say "not running"
+EXIT_DENIED = 4  # LSB's "insufficient privilege": the caller may not ask
 EXIT_CONFIG = 78  # EX_CONFIG from sysexits.h
 
 

@@ -7,6 +7,8 @@ import selectors
 import socket
 from typing import Any
 
+import pytest
+
 from supervisor import control
 from tests.unit.loop import pump
 
@@ -40,3 +42,23 @@ def test_an_accept_that_fails_pauses_the_control_socket_instead_of_failing(tmp_p
         client.close()
         server.close()
         selector.close()
+
+
+def test_a_socket_that_refuses_this_user_is_denied_not_down(tmp_path, monkeypatch):
+    """EACCES (a user the socket's directory shuts out; root passes any, so the kernel's
+    answer is given here) is ControlDenied, which ctl exits 4 for; a socket that is not there
+    is still "not running"."""
+    path = str(tmp_path / "control.sock")
+    with pytest.raises(control.ControlError, match="is mgr-supervisor running") as absent:
+        control.request(path, {"command": "status"})
+    assert not isinstance(absent.value, control.ControlDenied)
+
+    def refuse(self: socket.socket, address: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    with pytest.raises(control.ControlDenied) as denied:
+        control.request(path, {"command": "status"})
+    assert str(denied.value) == (
+        f"{path}: Permission denied: ask as the supervisor's user, or as root"
+    )
