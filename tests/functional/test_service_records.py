@@ -154,20 +154,23 @@ def test_delete(supervisor, db_url):
 
 
 def test_two_hosts_on_one_database(supervisor, db_url, tmp_path):
+    reports = {"report_interval": 1, "service_down_time": 2}
     supervisor.configure(
-        {"alpha": {}}, default={"host": "node-a", **FAST_REPORTS}, database={"connection": db_url}
+        {"alpha": {}}, default={"host": "node-a", **reports}, database={"connection": db_url}
     )
     other = Supervisor(tmp_path / "other")
     other.tmp_path.mkdir()
     other.configure(
         {"alpha": {}, "beta": {}},
-        default={"host": "node-b", **FAST_REPORTS},
+        default={"host": "node-b", **reports},
         database={"connection": db_url},
     )
     try:
         supervisor.start()
         other.start()
-        supervisor.wait_for(lambda: len(records_once_there(supervisor)) == 3, what="3 records")
+        # Each record exists before its worker's pre_start_hook.
+        supervisor.wait_for(lambda: supervisor.count("pre_start_hook") == 1, what="node-a's")
+        other.wait_for(lambda: other.count("pre_start_hook") == 2, what="node-b's")
         supervisor.wait_for(
             lambda: set(states(supervisor).values()) == {"up"}, what="both hosts up"
         )
@@ -181,10 +184,10 @@ def test_two_hosts_on_one_database(supervisor, db_url, tmp_path):
                 states(supervisor, "--host", "node-b")
                 == {("node-b", "alpha", 0): "down", ("node-b", "beta", 0): "down"}
             ),
-            timeout=FAST_REPORTS["service_down_time"] + 8,
+            timeout=reports["service_down_time"] + 8,
             what="node-b down",
         )
-        assert time.monotonic() - killed_at < FAST_REPORTS["service_down_time"] + 8
+        assert time.monotonic() - killed_at < reports["service_down_time"] + 8
         assert states(supervisor, "--host", "node-a") == {("node-a", "alpha", 0): "up"}
         assert supervisor.proc.poll() is None
     finally:
