@@ -14,6 +14,7 @@ import datetime
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -105,6 +106,7 @@ class ServiceEvents:
         self._liveness = liveness
         self._rows: dict[int, dict[str, Any]] = {}
         self._announced: dict[int, str] = {}
+        self._check_at: float | None = None  # monotonic: when the next row up may be down
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(QUEUE_SIZE)
         self._sender: threading.Thread | None = None
         self._dropped = 0
@@ -115,6 +117,7 @@ class ServiceEvents:
             fields = dict(row.items())
             self._rows[fields["id"]] = fields
             self._announce(fields["id"], self._liveness(fields, self._down_time, None))
+        self._plan()
 
     def stopped(self, row_ids: Iterable[int]) -> None:
         """Rows marked stopped (a stop the supervisor asked for)."""
@@ -122,22 +125,31 @@ class ServiceEvents:
             if row_id in self._rows:
                 self._rows[row_id]["stopped"] = True
                 self._announce(row_id, "stopped")
+        self._plan()
 
     def sweep(self) -> None:
-        """Announce down every row up until now whose last report is too old."""
+        """Announce down every row up until now whose last report is too old; nothing to do
+        (and nothing read) before `due()`: the recorder calls it at every turn of its loop."""
+        if self._check_at is None or time.monotonic() < self._check_at:
+            return
         for row_id, state in list(self._announced.items()):
             if state == "up":
                 self._announce(row_id, self._liveness(self._rows[row_id], self._down_time, None))
+        self._plan()
 
     def due(self) -> float | None:
-        """Seconds until the next row announced up would be down (None: none is up)."""
+        """Seconds until the next row announced up may be down (None: none is up)."""
+        return None if self._check_at is None else max(0.0, self._check_at - time.monotonic())
+
+    def _plan(self) -> None:
+        """When to sweep next: as the rows' last reports change, not at every turn."""
         now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
         left = [
             self._down_time - (now - self._rows[row_id]["last_seen_up"]).total_seconds()
             for row_id, state in self._announced.items()
             if state == "up" and self._rows[row_id]["last_seen_up"] is not None
         ]
-        return max(0.0, min(left)) + 0.01 if left else None
+        self._check_at = time.monotonic() + max(0.0, min(left)) + 0.01 if left else None
 
     def _announce(self, row_id: int, state: str) -> None:
         if self._announced.get(row_id) == state:
